@@ -1,0 +1,125 @@
+//! SQS as the job queue: one queue per priority (high, normal, low), each with the dead-letter
+//! queue behind it; messages carry ids only.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+
+use crate::domain::error::{Error, Result};
+use crate::domain::job::JobPriority;
+use crate::ports::{Delivery, Handled, JobInbox, JobMessage, JobQueue};
+
+/// The longest delay SQS accepts.
+pub const MAX_DELAY: Duration = Duration::from_secs(900);
+
+/// Enqueues jobs on SQS.
+#[derive(Debug, Clone)]
+pub struct SqsQueue {
+    client: aws_sdk_sqs::Client,
+    high: String,
+    normal: String,
+    low: String,
+}
+
+impl SqsQueue {
+    /// A queue set from its three queue URLs.
+    pub fn new(client: aws_sdk_sqs::Client, high: String, normal: String, low: String) -> Self {
+        Self { client, high, normal, low }
+    }
+
+    /// The URL of the queue for `priority`.
+    pub fn url(&self, priority: JobPriority) -> &str {
+        match priority {
+            JobPriority::High => &self.high,
+            JobPriority::Normal => &self.normal,
+            JobPriority::Low => &self.low,
+        }
+    }
+}
+
+#[async_trait]
+impl JobQueue for SqsQueue {
+    async fn enqueue(&self, message: &JobMessage, priority: JobPriority, delay: Duration) -> Result<()> {
+        let body = serde_json::to_string(message).map_err(Error::internal)?;
+        let delay = delay.min(MAX_DELAY).as_secs() as i32;
+        self.client
+            .send_message()
+            .queue_url(self.url(priority))
+            .message_body(body)
+            .delay_seconds(delay)
+            .send()
+            .await
+            .map_err(|e| Error::internal(format!("sqs: {e:?}")))?;
+        Ok(())
+    }
+}
+
+#[async_trait]
+impl JobInbox for SqsQueue {
+    /// Receives up to `max` (1–10) messages the way the Lambda event source mapping batches them,
+    /// taking from the high queue first, then normal, then low.
+    async fn receive_batch(&self, max: u32, visibility: Duration) -> Result<Vec<Delivery>> {
+        let max = max.min(10) as i32;
+        let mut batch = Vec::new();
+        for url in [&self.high, &self.normal, &self.low] {
+            let room = max - batch.len() as i32;
+            if room <= 0 {
+                break;
+            }
+            let out = self
+                .client
+                .receive_message()
+                .queue_url(url)
+                .max_number_of_messages(room.clamp(1, 10))
+                .visibility_timeout(visibility.as_secs() as i32)
+                .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+                .send()
+                .await
+                .map_err(|e| Error::internal(format!("sqs: {e:?}")))?;
+            for message in out.messages.unwrap_or_default() {
+                let receive_count = message
+                    .attributes()
+                    .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount))
+                    .and_then(|c| c.parse().ok())
+                    .unwrap_or(1);
+                batch.push(Delivery {
+                    message_id: message.message_id().unwrap_or_default().to_owned(),
+                    receipt: format!("{url} {}", message.receipt_handle().unwrap_or_default()),
+                    body: message.body().unwrap_or_default().to_owned(),
+                    receive_count,
+                });
+            }
+        }
+        Ok(batch)
+    }
+
+    /// Deletes a handled message; makes a failed one visible again after its delay (SQS counts the
+    /// receive, so a message that always fails ends in the dead-letter queue).
+    async fn settle(&self, delivery: &Delivery, outcome: Handled) -> Result<()> {
+        let sqs = |e: &dyn std::fmt::Debug| Error::internal(format!("sqs: {e:?}"));
+        let (queue_url, receipt_handle) =
+            delivery.receipt.split_once(' ').ok_or_else(|| Error::internal("malformed receipt"))?;
+        match outcome {
+            Handled::Done => {
+                self.client
+                    .delete_message()
+                    .queue_url(queue_url)
+                    .receipt_handle(receipt_handle)
+                    .send()
+                    .await
+                    .map_err(|e| sqs(&e))?;
+            }
+            Handled::Failed { retry_after } => {
+                self.client
+                    .change_message_visibility()
+                    .queue_url(queue_url)
+                    .receipt_handle(receipt_handle)
+                    .visibility_timeout(retry_after.min(MAX_DELAY).as_secs() as i32)
+                    .send()
+                    .await
+                    .map_err(|e| sqs(&e))?;
+            }
+        }
+        Ok(())
+    }
+}

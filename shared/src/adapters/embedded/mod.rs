@@ -1,0 +1,13 @@
+//! The local default: everything in one data dir, no account needed.
+
+mod jobs;
+mod media;
+mod plan;
+mod queue;
+mod secrets;
+mod store;
+
+pub use media::{LocalMedia, valid_key};
+pub use queue::MAX_RECEIVES;
+pub use secrets::{LocalSecrets, load_or_create_secret};
+pub use store::EmbeddedStore;

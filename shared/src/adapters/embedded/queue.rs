@@ -1,0 +1,159 @@
+//! The embedded work queue, in the same redb file as the store: durable (a message acknowledged by
+//! `enqueue` survives `kill -9`), with priorities, delays, a visibility timeout per receive, receive
+//! counts and a dead-letter table — the SQS semantics the worker relies on.
+//!
+//! Keys sort by (priority, visible-at, sequence), so a receive walks each priority's visible
+//! messages in order; hiding or delaying a message re-keys it.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use redb::{ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+
+use super::store::{EmbeddedStore, decode, encode, internal};
+use crate::domain::error::{Error, Result};
+use crate::domain::job::JobPriority;
+use crate::ports::{Delivery, Handled, JobInbox, JobMessage, JobQueue};
+
+/// `rank \0 visible-at (ms, 20 digits) \0 sequence` → queued message.
+pub(super) const QUEUE: TableDefinition<'static, &'static str, &'static [u8]> = TableDefinition::new("queue");
+/// Message id → message that was received too often.
+pub(super) const DEAD_LETTERS: TableDefinition<'static, &'static str, &'static [u8]> =
+    TableDefinition::new("dead_letters");
+
+/// Receives after which a failing message is dead-lettered (as the SQS redrive policy says).
+pub const MAX_RECEIVES: u32 = 5;
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct Queued {
+    id: String,
+    body: String,
+    receive_count: u32,
+}
+
+fn rank(priority: JobPriority) -> u8 {
+    match priority {
+        JobPriority::High => 0,
+        JobPriority::Normal => 1,
+        JobPriority::Low => 2,
+    }
+}
+
+fn now_ms() -> u64 {
+    chrono::Utc::now().timestamp_millis().max(0) as u64
+}
+
+fn queue_key(rank: u8, visible_at_ms: u64, id: &str) -> String {
+    format!("{rank}\0{visible_at_ms:020}\0{id}")
+}
+
+fn parse_key(key: &str) -> Option<(u8, u64, &str)> {
+    let mut parts = key.splitn(3, '\0');
+    let rank = parts.next()?.parse().ok()?;
+    let at = parts.next()?.parse().ok()?;
+    Some((rank, at, parts.next()?))
+}
+
+impl EmbeddedStore {
+    /// Bodies of the dead-lettered messages (oldest id first).
+    pub async fn dead_letters(&self) -> Result<Vec<String>> {
+        self.read(|txn| {
+            let table = txn.open_table(DEAD_LETTERS).map_err(internal)?;
+            let mut out = Vec::new();
+            for entry in table.iter().map_err(internal)? {
+                let (_, v) = entry.map_err(internal)?;
+                out.push(decode::<Queued>(v.value())?.body);
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    /// Puts a raw body on the queue (messages from outside, e.g. a malformed one in tests).
+    pub async fn enqueue_raw(&self, body: String, priority: JobPriority, delay: Duration) -> Result<()> {
+        let id = ulid::Ulid::new().to_string();
+        let visible = now_ms() + delay.as_millis() as u64;
+        self.write(move |txn| {
+            let record = Queued { id: id.clone(), body, receive_count: 0 };
+            txn.open_table(QUEUE)
+                .map_err(internal)?
+                .insert(queue_key(rank(priority), visible, &id).as_str(), encode(&record)?.as_slice())
+                .map_err(internal)?;
+            Ok(())
+        })
+        .await
+    }
+}
+
+#[async_trait]
+impl JobQueue for EmbeddedStore {
+    async fn enqueue(&self, message: &JobMessage, priority: JobPriority, delay: Duration) -> Result<()> {
+        let body = serde_json::to_string(message).map_err(Error::internal)?;
+        self.enqueue_raw(body, priority, delay).await
+    }
+}
+
+#[async_trait]
+impl JobInbox for EmbeddedStore {
+    async fn receive_batch(&self, max: u32, visibility: Duration) -> Result<Vec<Delivery>> {
+        let now = now_ms();
+        let hidden_until = now + visibility.as_millis() as u64;
+        self.write(move |txn| {
+            let mut queue = txn.open_table(QUEUE).map_err(internal)?;
+            let mut dead = txn.open_table(DEAD_LETTERS).map_err(internal)?;
+            let mut taken: Vec<(String, u8, Queued)> = Vec::new();
+            for rank in 0u8..3 {
+                let start = queue_key(rank, 0, "");
+                let end = queue_key(rank, now, "\u{10FFFF}");
+                for entry in queue.range(start.as_str()..=end.as_str()).map_err(internal)? {
+                    if taken.len() as u32 >= max {
+                        break;
+                    }
+                    let (k, v) = entry.map_err(internal)?;
+                    taken.push((k.value().to_owned(), rank, decode(v.value())?));
+                }
+            }
+            let mut batch = Vec::new();
+            for (old_key, rank, mut record) in taken {
+                queue.remove(old_key.as_str()).map_err(internal)?;
+                record.receive_count += 1;
+                if record.receive_count > MAX_RECEIVES {
+                    // Received too often without success: out of the way, kept for inspection.
+                    dead.insert(record.id.as_str(), encode(&record)?.as_slice()).map_err(internal)?;
+                    continue;
+                }
+                let new_key = queue_key(rank, hidden_until, &record.id);
+                queue.insert(new_key.as_str(), encode(&record)?.as_slice()).map_err(internal)?;
+                batch.push(Delivery {
+                    message_id: record.id.clone(),
+                    receipt: new_key,
+                    body: record.body.clone(),
+                    receive_count: record.receive_count,
+                });
+            }
+            Ok(batch)
+        })
+        .await
+    }
+
+    async fn settle(&self, delivery: &Delivery, outcome: Handled) -> Result<()> {
+        let receipt = delivery.receipt.clone();
+        self.write(move |txn| {
+            let mut queue = txn.open_table(QUEUE).map_err(internal)?;
+            let removed =
+                queue.remove(receipt.as_str()).map_err(internal)?.map(|bytes| decode::<Queued>(bytes.value()));
+            let Some(record) = removed.transpose()? else {
+                // Settled already, or its visibility ran out and it was received again.
+                return Ok(());
+            };
+            if let Handled::Failed { retry_after } = outcome {
+                let (rank, _, id) = parse_key(&receipt).ok_or_else(|| internal("malformed receipt"))?;
+                let visible = now_ms() + retry_after.as_millis() as u64;
+                queue.insert(queue_key(rank, visible, id).as_str(), encode(&record)?.as_slice()).map_err(internal)?;
+            }
+            Ok(())
+        })
+        .await
+    }
+}

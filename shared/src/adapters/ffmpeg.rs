@@ -1,0 +1,443 @@
+//! Video work, for real, with ffmpeg: title-card clips for the built-in `local` provider, and the
+//! composition of clips into a preview or final video (watermark, burnt-in subtitles, scaling by
+//! quality, mp4/webm/gif). ffprobe reads the results back.
+//!
+//! Text never goes into a filter string: it is written to files that `drawtext` reads
+//! (`textfile=`), so a prompt's quotes, colons or `%{...}` cannot change the filter graph.
+
+use std::path::{Path, PathBuf};
+use std::process::Stdio;
+
+use serde::Deserialize;
+
+/// What went wrong with a video tool.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum MediaError {
+    /// ffmpeg or ffprobe is not installed (or not where configured).
+    #[error("{0}")]
+    Missing(String),
+    /// A tool ran and failed.
+    #[error("{what} failed: {stderr}")]
+    Failed { what: &'static str, stderr: String },
+    /// A request that cannot be rendered (no clips, zero frames…).
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Container of a composed video.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OutputFormat {
+    /// H.264 in MP4.
+    Mp4,
+    /// VP8 in WebM.
+    Webm,
+    /// Animated GIF.
+    Gif,
+}
+
+impl OutputFormat {
+    /// The file extension (and the API's name).
+    pub fn extension(self) -> &'static str {
+        match self {
+            OutputFormat::Mp4 => "mp4",
+            OutputFormat::Webm => "webm",
+            OutputFormat::Gif => "gif",
+        }
+    }
+
+    /// The MIME type.
+    pub fn content_type(self) -> &'static str {
+        match self {
+            OutputFormat::Mp4 => "video/mp4",
+            OutputFormat::Webm => "video/webm",
+            OutputFormat::Gif => "image/gif",
+        }
+    }
+}
+
+/// A title-card clip: a scene rendered offline at the story's size, rate and exact length.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TitleCard {
+    /// Width in pixels (even).
+    pub width: u32,
+    /// Height in pixels (even).
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// Length in whole frames (≥ 1).
+    pub frames: u32,
+    /// First line, e.g. `INTRO · 1/12`.
+    pub heading: String,
+    /// The rest, e.g. the prompt text (wrapped and clipped to fit).
+    pub body: String,
+}
+
+/// A line of text shown over part of the video.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Subtitle {
+    /// From (seconds).
+    pub start: f64,
+    /// Until (seconds).
+    pub end: f64,
+    /// What it says.
+    pub text: String,
+}
+
+/// How clips become one video.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Composition {
+    /// The story's width.
+    pub width: u32,
+    /// The story's height.
+    pub height: u32,
+    /// The story's frame rate.
+    pub fps: u32,
+    /// Size factor by quality (1.0 keeps the story's size).
+    pub scale: f64,
+    /// Container.
+    pub format: OutputFormat,
+    /// Text drawn in a corner throughout (previews).
+    pub watermark: Option<String>,
+    /// Text burnt in over time (finals, from narration prompts).
+    pub subtitles: Vec<Subtitle>,
+}
+
+impl Composition {
+    /// The output size: the story's size times `scale`, rounded to even numbers (codecs need them).
+    pub fn output_size(&self) -> (u32, u32) {
+        let side = |v: u32| (((f64::from(v) * self.scale) / 2.0).round() as u32 * 2).max(2);
+        (side(self.width), side(self.height))
+    }
+}
+
+/// What ffprobe says about a video.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Probe {
+    /// Container length in seconds.
+    pub duration_seconds: f64,
+    /// Width of the first video stream.
+    pub width: u32,
+    /// Height of the first video stream.
+    pub height: u32,
+    /// Frame rate of the first video stream.
+    pub fps: f64,
+    /// Codec of the first video stream (`h264`, `vp8`, `gif`).
+    pub codec: String,
+    /// Frames counted by decoding.
+    pub frames: u64,
+    /// Container format names.
+    pub format: String,
+}
+
+/// The two tools, located once.
+#[derive(Debug, Clone)]
+pub struct Ffmpeg {
+    ffmpeg: PathBuf,
+    ffprobe: PathBuf,
+}
+
+fn wrap(text: &str, width: usize, max_lines: usize) -> String {
+    let mut lines: Vec<String> = Vec::new();
+    let mut line = String::new();
+    for word in text.split_whitespace() {
+        let word: String = word.chars().take(width).collect();
+        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+            lines.push(std::mem::take(&mut line));
+        }
+        if !line.is_empty() {
+            line.push(' ');
+        }
+        line.push_str(&word);
+    }
+    if !line.is_empty() {
+        lines.push(line);
+    }
+    if lines.len() > max_lines {
+        lines.truncate(max_lines);
+        if let Some(last) = lines.last_mut() {
+            last.push('…');
+        }
+    }
+    lines.join("\n")
+}
+
+/// Escapes a path for use as a filter option value.
+fn filter_path(path: &Path) -> String {
+    let mut out = String::new();
+    for c in path.to_string_lossy().chars() {
+        if matches!(c, '\\' | ':' | '\'' | ',' | ';' | '[' | ']' | '=') {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out
+}
+
+fn parse_rate(rate: &str) -> f64 {
+    match rate.split_once('/') {
+        Some((n, d)) => {
+            let (n, d) = (n.parse::<f64>().unwrap_or(0.0), d.parse::<f64>().unwrap_or(1.0));
+            if d == 0.0 { 0.0 } else { n / d }
+        }
+        None => rate.parse().unwrap_or(0.0),
+    }
+}
+
+#[derive(Deserialize)]
+struct ProbeOutput {
+    #[serde(default)]
+    streams: Vec<ProbeStream>,
+    format: Option<ProbeFormat>,
+}
+
+#[derive(Deserialize)]
+struct ProbeStream {
+    codec_name: Option<String>,
+    width: Option<u32>,
+    height: Option<u32>,
+    r_frame_rate: Option<String>,
+    nb_read_frames: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct ProbeFormat {
+    duration: Option<String>,
+    format_name: Option<String>,
+}
+
+impl Ffmpeg {
+    /// Finds ffmpeg and ffprobe (`AIVIDEO_FFMPEG` / `AIVIDEO_FFPROBE`, else on `PATH`) and checks
+    /// they run, so a missing tool is reported at start-up, not at the first render.
+    pub fn locate() -> Result<Self, MediaError> {
+        let ffmpeg = std::env::var_os("AIVIDEO_FFMPEG").map_or_else(|| PathBuf::from("ffmpeg"), PathBuf::from);
+        let ffprobe = std::env::var_os("AIVIDEO_FFPROBE").map_or_else(|| PathBuf::from("ffprobe"), PathBuf::from);
+        Self::at(ffmpeg, ffprobe)
+    }
+
+    /// Uses the tools at these paths, after checking they run.
+    pub fn at(ffmpeg: PathBuf, ffprobe: PathBuf) -> Result<Self, MediaError> {
+        for (name, path) in [("ffmpeg", &ffmpeg), ("ffprobe", &ffprobe)] {
+            let runs = std::process::Command::new(path)
+                .arg("-version")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null())
+                .status()
+                .is_ok_and(|s| s.success());
+            if !runs {
+                return Err(MediaError::Missing(format!(
+                    "{name} not found at {:?}: install it (Debian/Ubuntu: apt-get install ffmpeg) or set AIVIDEO_{}",
+                    path,
+                    name.to_uppercase()
+                )));
+            }
+        }
+        Ok(Self { ffmpeg, ffprobe })
+    }
+
+    async fn run(&self, what: &'static str, args: &[String]) -> Result<(), MediaError> {
+        let output = tokio::process::Command::new(&self.ffmpeg)
+            .args(["-y", "-hide_banner", "-loglevel", "error", "-nostdin"])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .await
+            .map_err(|e| MediaError::Missing(format!("cannot run ffmpeg: {e}")))?;
+        if output.status.success() {
+            Ok(())
+        } else {
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            let tail: String =
+                stderr.lines().rev().take(5).collect::<Vec<_>>().into_iter().rev().collect::<Vec<_>>().join(" | ");
+            Err(MediaError::Failed { what, stderr: tail })
+        }
+    }
+
+    /// Renders a title card of exactly `card.frames` frames as H.264 MP4 at `out`: the heading and
+    /// the wrapped body on a dark card, and a marker crossing the bottom as time passes.
+    pub async fn title_card(&self, card: &TitleCard, out: &Path) -> Result<(), MediaError> {
+        if card.frames == 0 || card.fps == 0 || card.width < 2 || card.height < 2 {
+            return Err(MediaError::Invalid("a clip needs at least one frame and a size".into()));
+        }
+        let text_dir = tempfile::tempdir().map_err(|e| MediaError::Invalid(e.to_string()))?;
+        let text_file = text_dir.path().join("card.txt");
+        let columns = ((card.width / 14).max(12)) as usize;
+        let text = format!("{}\n\n{}", card.heading, wrap(&card.body, columns, 6));
+        std::fs::write(&text_file, text).map_err(|e| MediaError::Invalid(e.to_string()))?;
+        let font_size = (card.height / 20).max(8);
+        let marker = (card.height / 30).max(2);
+        let last = card.frames.saturating_sub(1).max(1);
+        let filter = format!(
+            "[0:v][1:v]overlay=x='(W-w)*n/{last}':y=H-h-{marker}:shortest=1,\
+             drawtext=textfile={}:fontcolor=white:fontsize={font_size}:x=(w-text_w)/2:y=(h-text_h)/2:line_spacing={}",
+            filter_path(&text_file),
+            font_size / 3
+        );
+        let args: Vec<String> = vec![
+            "-f".into(),
+            "lavfi".into(),
+            "-i".into(),
+            format!("color=c=0x1f2937:s={}x{}:r={}", card.width, card.height, card.fps),
+            "-f".into(),
+            "lavfi".into(),
+            "-i".into(),
+            format!("color=c=0xf59e0b:s={marker}x{marker}:r={}", card.fps),
+            "-filter_complex".into(),
+            filter,
+            "-frames:v".into(),
+            card.frames.to_string(),
+            "-r".into(),
+            card.fps.to_string(),
+            "-c:v".into(),
+            "libx264".into(),
+            "-preset".into(),
+            "veryfast".into(),
+            "-pix_fmt".into(),
+            "yuv420p".into(),
+            out.to_string_lossy().into_owned(),
+        ];
+        self.run("title card", &args).await
+    }
+
+    /// Joins `clips` in order into one video at `out`, scaled, watermarked and subtitled as asked.
+    pub async fn compose(&self, clips: &[PathBuf], spec: &Composition, out: &Path) -> Result<(), MediaError> {
+        if clips.is_empty() {
+            return Err(MediaError::Invalid("nothing to compose".into()));
+        }
+        let text_dir = tempfile::tempdir().map_err(|e| MediaError::Invalid(e.to_string()))?;
+        let (width, height) = spec.output_size();
+        // Every clip is brought to the story's size and rate first, so concat gets equal streams.
+        let mut graph: Vec<String> = (0..clips.len())
+            .map(|i| format!("[{i}:v]scale={}:{},setsar=1,fps={}[c{i}]", spec.width, spec.height, spec.fps))
+            .collect();
+        let normalised: String = (0..clips.len()).map(|i| format!("[c{i}]")).collect();
+        let mut chain = format!("{normalised}concat=n={}:v=1:a=0,scale={width}:{height}", clips.len());
+        let font_size = (height / 18).max(8);
+        for (i, subtitle) in spec.subtitles.iter().enumerate() {
+            let file = text_dir.path().join(format!("subtitle-{i}.txt"));
+            std::fs::write(&file, wrap(&subtitle.text, (width / 12).max(12) as usize, 2))
+                .map_err(|e| MediaError::Invalid(e.to_string()))?;
+            chain.push_str(&format!(
+                ",drawtext=textfile={}:fontcolor=white:fontsize={font_size}:box=1:boxcolor=black@0.5:boxborderw=6:\
+                 x=(w-text_w)/2:y=h-text_h-{}:enable='between(t,{:.3},{:.3})'",
+                filter_path(&file),
+                font_size,
+                subtitle.start,
+                subtitle.end
+            ));
+        }
+        if let Some(mark) = &spec.watermark {
+            let file = text_dir.path().join("watermark.txt");
+            std::fs::write(&file, mark).map_err(|e| MediaError::Invalid(e.to_string()))?;
+            chain.push_str(&format!(
+                ",drawtext=textfile={}:fontcolor=white@0.6:fontsize={}:x=w-text_w-10:y=10",
+                filter_path(&file),
+                (height / 16).max(8)
+            ));
+        }
+        if spec.format == OutputFormat::Gif {
+            chain.push_str(",split[g1][g2];[g1]palettegen[p];[g2][p]paletteuse");
+        }
+        chain.push_str("[out]");
+        graph.push(chain);
+        let mut args: Vec<String> = Vec::new();
+        for clip in clips {
+            args.push("-i".into());
+            args.push(clip.to_string_lossy().into_owned());
+        }
+        args.extend([
+            "-filter_complex".into(),
+            graph.join(";"),
+            "-map".into(),
+            "[out]".into(),
+            "-r".into(),
+            spec.fps.to_string(),
+        ]);
+        match spec.format {
+            OutputFormat::Mp4 => args.extend(
+                ["-c:v", "libx264", "-preset", "veryfast", "-pix_fmt", "yuv420p", "-movflags", "+faststart"]
+                    .map(String::from),
+            ),
+            OutputFormat::Webm => args
+                .extend(["-c:v", "libvpx", "-b:v", "1M", "-deadline", "realtime", "-cpu-used", "8"].map(String::from)),
+            OutputFormat::Gif => args.extend(["-f", "gif"].map(String::from)),
+        }
+        args.push(out.to_string_lossy().into_owned());
+        self.run("composition", &args).await
+    }
+
+    /// Reads a video's length, size, rate, codec and frame count.
+    pub async fn probe(&self, file: &Path) -> Result<Probe, MediaError> {
+        let output = tokio::process::Command::new(&self.ffprobe)
+            .args(["-v", "error", "-select_streams", "v:0", "-count_frames", "-show_entries"])
+            .arg("stream=codec_name,width,height,r_frame_rate,nb_read_frames:format=duration,format_name")
+            .args(["-of", "json"])
+            .arg(file)
+            .output()
+            .await
+            .map_err(|e| MediaError::Missing(format!("cannot run ffprobe: {e}")))?;
+        if !output.status.success() {
+            return Err(MediaError::Failed {
+                what: "ffprobe",
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            });
+        }
+        let parsed: ProbeOutput = serde_json::from_slice(&output.stdout)
+            .map_err(|e| MediaError::Failed { what: "ffprobe", stderr: e.to_string() })?;
+        let stream = parsed
+            .streams
+            .into_iter()
+            .next()
+            .ok_or_else(|| MediaError::Failed { what: "ffprobe", stderr: "no video stream".into() })?;
+        let format = parsed.format.unwrap_or(ProbeFormat { duration: None, format_name: None });
+        Ok(Probe {
+            duration_seconds: format.duration.and_then(|d| d.parse().ok()).unwrap_or(0.0),
+            width: stream.width.unwrap_or(0),
+            height: stream.height.unwrap_or(0),
+            fps: stream.r_frame_rate.as_deref().map_or(0.0, parse_rate),
+            codec: stream.codec_name.unwrap_or_default(),
+            frames: stream.nb_read_frames.and_then(|n| n.parse().ok()).unwrap_or(0),
+            format: format.format_name.unwrap_or_default(),
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn text_is_wrapped_and_clipped() {
+        assert_eq!(wrap("a b c", 3, 5), "a b\nc");
+        assert_eq!(wrap("one two three four", 3, 2), "one\ntwo…");
+        assert_eq!(wrap("", 10, 2), "");
+    }
+
+    #[test]
+    fn filter_paths_escape_separators() {
+        assert_eq!(filter_path(Path::new("/tmp/a:b'c,d")), "/tmp/a\\:b\\'c\\,d");
+    }
+
+    #[test]
+    fn output_sizes_stay_even() {
+        let spec = Composition {
+            width: 640,
+            height: 360,
+            fps: 24,
+            scale: 0.5,
+            format: OutputFormat::Mp4,
+            watermark: None,
+            subtitles: vec![],
+        };
+        assert_eq!(spec.output_size(), (320, 180));
+        let odd = Composition { scale: 0.33, ..spec };
+        let (w, h) = odd.output_size();
+        assert!(w % 2 == 0 && h % 2 == 0);
+    }
+
+    #[test]
+    fn frame_rates_parse() {
+        assert_eq!(parse_rate("24/1"), 24.0);
+        assert_eq!(parse_rate("30000/1001"), 30000.0 / 1001.0);
+        assert_eq!(parse_rate("0/0"), 0.0);
+    }
+}

@@ -1,0 +1,471 @@
+//! Jobs: asynchronous work (rendering, composing, prompt writing) and its accounting.
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::domain::ids::{JobId, SceneId, StoryId, UserId};
+use crate::domain::render::{ClipSpec, RenderSpec};
+use crate::domain::story::RenderedMedia;
+use crate::domain::values::{AiProvider, choices};
+
+choices!(
+    /// What a job does.
+    JobKind {
+        /// Writes prompts for every scene.
+        GeneratePrompts = "generate_prompts",
+        /// Renders one scene's preview clip.
+        ScenePreview = "scene_preview",
+        /// Joins preview clips into the preview video.
+        PreviewCompose = "preview_compose",
+        /// Renders one scene's final clip.
+        SceneFinal = "scene_final",
+        /// Joins final clips into the final video.
+        FinalCompose = "final_compose",
+        /// Renders one scene on demand.
+        SceneGenerate = "scene_generate",
+        /// Renders a prompt as a test.
+        PromptTest = "prompt_test",
+    }
+);
+
+choices!(
+    /// Where a job is.
+    JobStatus {
+        /// Waiting in the queue.
+        Queued = "queued",
+        /// Claimed by a worker.
+        Running = "running",
+        /// Submitted; the provider is rendering.
+        WaitingProvider = "waiting_provider",
+        /// Done.
+        Succeeded = "succeeded",
+        /// Gave up.
+        Failed = "failed",
+        /// Cancelled by its owner.
+        Cancelled = "cancelled",
+    }
+);
+
+choices!(
+    /// Which waiting work starts first.
+    JobPriority {
+        /// Before everything else.
+        High = "high",
+        /// The default.
+        Normal = "normal",
+        /// After everything else.
+        Low = "low",
+    }
+);
+
+impl JobStatus {
+    /// No further change happens to a job in this status (until a retry).
+    pub fn is_terminal(self) -> bool {
+        matches!(self, JobStatus::Succeeded | JobStatus::Failed | JobStatus::Cancelled)
+    }
+}
+
+/// One unit of asynchronous work.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    /// Server-issued id.
+    pub id: JobId,
+    /// Owner of the story.
+    pub owner: UserId,
+    /// The story.
+    pub story: StoryId,
+    /// The scene, for scene jobs.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scene: Option<SceneId>,
+    /// What it does.
+    pub kind: JobKind,
+    /// Where it is.
+    pub status: JobStatus,
+    /// Which waiting work starts first.
+    pub priority: JobPriority,
+    /// Attempts made so far.
+    pub attempts: u32,
+    /// Attempts allowed (default 3).
+    pub max_attempts: u32,
+    /// 0–100.
+    pub progress: u8,
+    /// The provider that renders it.
+    pub provider: AiProvider,
+    /// The provider's id of the submitted task, recorded before anything else can fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_task_id: Option<String>,
+    /// What it cost.
+    pub cost_usd: f64,
+    /// The last error.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
+    /// The rendered media.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub result: Option<RenderedMedia>,
+    /// When a worker's claim runs out, so another may take over.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lease_until: Option<DateTime<Utc>>,
+    /// Enqueued at.
+    pub queued_at: DateTime<Utc>,
+    /// First claimed at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started_at: Option<DateTime<Utc>>,
+    /// Finished at.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub finished_at: Option<DateTime<Utc>>,
+    /// How the render this job belongs to looks (render and clip jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub render: Option<RenderSpec>,
+    /// What this job renders (clip jobs).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub clip: Option<ClipSpec>,
+    /// The compose job this scene job's clip goes into.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub compose_job: Option<JobId>,
+    /// Scene jobs a compose job still waits for; it is released when this reaches zero.
+    #[serde(default)]
+    pub waiting_for: u32,
+    /// Increments on every stored write; conditional writes compare it.
+    #[serde(default)]
+    pub version: u64,
+}
+
+impl Job {
+    /// Attempts allowed unless configured otherwise.
+    pub const DEFAULT_MAX_ATTEMPTS: u32 = 3;
+}
+
+/// Why a job cannot be taken or changed now.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum JobRefusal {
+    /// Another worker holds a lease that has not run out.
+    Leased { until: DateTime<Utc> },
+    /// The job is finished (succeeded, failed or cancelled).
+    Finished(JobStatus),
+    /// The move does not apply in this status (e.g. retrying a queued job).
+    NotIn(JobStatus),
+    /// A compose job whose scene jobs have not all finished.
+    Waiting(u32),
+}
+
+/// What happens after an attempt failed.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AfterFailure {
+    /// Queued again, to be delivered after `delay`.
+    Retry { job: Job, delay: std::time::Duration },
+    /// Out of attempts, or the error is permanent: the job failed.
+    Failed(Job),
+}
+
+/// The longest wait SQS allows for a delayed message; backoff never asks for more.
+pub const MAX_DELAY_SECONDS: u64 = 900;
+
+/// The wait before attempt `attempt` (1-based) is tried again: 5 s, 10 s, 20 s … up to 15 min.
+pub fn backoff(attempt: u32) -> std::time::Duration {
+    let seconds = 5u64.saturating_mul(1u64 << attempt.saturating_sub(1).min(20));
+    std::time::Duration::from_secs(seconds.min(MAX_DELAY_SECONDS))
+}
+
+impl Job {
+    /// A queued job.
+    #[allow(clippy::too_many_arguments)]
+    pub fn queued(
+        id: JobId,
+        owner: UserId,
+        story: StoryId,
+        scene: Option<SceneId>,
+        kind: JobKind,
+        priority: JobPriority,
+        provider: AiProvider,
+        now: DateTime<Utc>,
+    ) -> Job {
+        Job {
+            id,
+            owner,
+            story,
+            scene,
+            kind,
+            status: JobStatus::Queued,
+            priority,
+            attempts: 0,
+            max_attempts: Job::DEFAULT_MAX_ATTEMPTS,
+            progress: 0,
+            provider,
+            provider_task_id: None,
+            cost_usd: 0.0,
+            error: None,
+            result: None,
+            lease_until: None,
+            queued_at: now,
+            started_at: None,
+            finished_at: None,
+            render: None,
+            clip: None,
+            compose_job: None,
+            waiting_for: 0,
+            version: 1,
+        }
+    }
+
+    fn lease_expired(&self, now: DateTime<Utc>) -> bool {
+        self.lease_until.is_none_or(|until| until <= now)
+    }
+
+    /// A worker takes the job for `lease`: a queued job, or one whose worker's lease ran out (it
+    /// died mid-job). A duplicate delivery while the lease holds is refused, so it does nothing.
+    pub fn claimed(&self, now: DateTime<Utc>, lease: chrono::Duration) -> Result<Job, JobRefusal> {
+        match self.status {
+            JobStatus::Queued if self.waiting_for > 0 => return Err(JobRefusal::Waiting(self.waiting_for)),
+            JobStatus::Queued => {}
+            JobStatus::Running | JobStatus::WaitingProvider if self.lease_expired(now) => {}
+            JobStatus::Running | JobStatus::WaitingProvider => {
+                return Err(JobRefusal::Leased { until: self.lease_until.unwrap_or(now) });
+            }
+            finished => return Err(JobRefusal::Finished(finished)),
+        }
+        let mut next = self.clone();
+        // Every change is a new stored version; the write is conditioned on the one before.
+        next.version += 1;
+        // A job already submitted keeps its status: the new holder polls, it never submits again.
+        if next.status == JobStatus::Queued {
+            next.status = JobStatus::Running;
+            next.attempts += 1;
+        }
+        next.started_at = next.started_at.or(Some(now));
+        next.lease_until = Some(now + lease);
+        Ok(next)
+    }
+
+    /// The provider accepted the task: its id is kept before anything else can fail, so a retry
+    /// or a second delivery polls the same task instead of paying for a new one.
+    pub fn submitted(&self, task_id: &str, now: DateTime<Utc>, lease: chrono::Duration) -> Result<Job, JobRefusal> {
+        if self.status != JobStatus::Running {
+            return Err(JobRefusal::NotIn(self.status));
+        }
+        let mut next = self.clone();
+        // Every change is a new stored version; the write is conditioned on the one before.
+        next.version += 1;
+        next.status = JobStatus::WaitingProvider;
+        next.provider_task_id = Some(task_id.to_owned());
+        next.lease_until = Some(now + lease);
+        Ok(next)
+    }
+
+    /// The provider is still rendering: the progress is kept and the lease let go, so whichever
+    /// worker the next (delayed) message reaches can poll again.
+    pub fn still_rendering(&self, progress: u8) -> Result<Job, JobRefusal> {
+        if self.status != JobStatus::WaitingProvider {
+            return Err(JobRefusal::NotIn(self.status));
+        }
+        let mut next = self.clone();
+        // Every change is a new stored version; the write is conditioned on the one before.
+        next.version += 1;
+        next.progress = progress.min(99);
+        next.lease_until = None;
+        Ok(next)
+    }
+
+    /// The holder's step failed on our side (store, media, network): the lease is let go so the
+    /// message's next delivery carries on at once, with the same attempt and provider task.
+    pub fn released(&self) -> Result<Job, JobRefusal> {
+        if !matches!(self.status, JobStatus::Running | JobStatus::WaitingProvider) || self.lease_until.is_none() {
+            return Err(JobRefusal::NotIn(self.status));
+        }
+        let mut next = self.clone();
+        // Every change is a new stored version; the write is conditioned on the one before.
+        next.version += 1;
+        next.lease_until = None;
+        Ok(next)
+    }
+
+    /// Success: the result and its cost are recorded. A cancelled job's late result is refused.
+    pub fn succeeded(&self, result: RenderedMedia, cost_usd: f64, now: DateTime<Utc>) -> Result<Job, JobRefusal> {
+        match self.status {
+            JobStatus::Running | JobStatus::WaitingProvider => {}
+            other if other.is_terminal() => return Err(JobRefusal::Finished(other)),
+            other => return Err(JobRefusal::NotIn(other)),
+        }
+        let mut next = self.clone();
+        // Every change is a new stored version; the write is conditioned on the one before.
+        next.version += 1;
+        next.status = JobStatus::Succeeded;
+        next.progress = 100;
+        next.result = Some(result);
+        next.cost_usd = cost_usd;
+        next.error = None;
+        next.lease_until = None;
+        next.finished_at = Some(now);
+        Ok(next)
+    }
+
+    /// An attempt failed: a retryable error queues the job again with backoff while attempts
+    /// remain; a permanent one (or the last attempt) fails it.
+    pub fn attempt_failed(&self, error: &str, retryable: bool, now: DateTime<Utc>) -> Result<AfterFailure, JobRefusal> {
+        match self.status {
+            JobStatus::Running | JobStatus::WaitingProvider => {}
+            other if other.is_terminal() => return Err(JobRefusal::Finished(other)),
+            other => return Err(JobRefusal::NotIn(other)),
+        }
+        let mut next = self.clone();
+        // Every change is a new stored version; the write is conditioned on the one before.
+        next.version += 1;
+        next.error = Some(error.chars().take(2000).collect());
+        next.lease_until = None;
+        if retryable && self.attempts < self.max_attempts {
+            next.status = JobStatus::Queued;
+            // A retried attempt submits afresh: the failed task is not polled again.
+            next.provider_task_id = None;
+            let delay = backoff(self.attempts);
+            return Ok(AfterFailure::Retry { job: next, delay });
+        }
+        next.status = JobStatus::Failed;
+        next.finished_at = Some(now);
+        Ok(AfterFailure::Failed(next))
+    }
+
+    /// The owner cancels a queued, running or waiting job; its late result will be discarded.
+    pub fn cancelled(&self, now: DateTime<Utc>) -> Result<Job, JobRefusal> {
+        if self.status.is_terminal() {
+            return Err(JobRefusal::Finished(self.status));
+        }
+        let mut next = self.clone();
+        // Every change is a new stored version; the write is conditioned on the one before.
+        next.version += 1;
+        next.status = JobStatus::Cancelled;
+        next.lease_until = None;
+        next.finished_at = Some(now);
+        Ok(next)
+    }
+
+    /// The owner retries a failed or cancelled job: queued again with a fresh set of attempts.
+    pub fn retried(&self, now: DateTime<Utc>) -> Result<Job, JobRefusal> {
+        if !matches!(self.status, JobStatus::Failed | JobStatus::Cancelled) {
+            return Err(JobRefusal::NotIn(self.status));
+        }
+        let mut next = self.clone();
+        // Every change is a new stored version; the write is conditioned on the one before.
+        next.version += 1;
+        next.status = JobStatus::Queued;
+        next.attempts = 0;
+        next.progress = 0;
+        next.error = None;
+        next.provider_task_id = None;
+        next.lease_until = None;
+        next.queued_at = now;
+        next.finished_at = None;
+        Ok(next)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job() -> Job {
+        Job::queued(
+            JobId::from_ulid(ulid::Ulid::new()),
+            UserId::parse("alice").unwrap(),
+            StoryId::from_ulid(ulid::Ulid::new()),
+            None,
+            JobKind::ScenePreview,
+            JobPriority::Normal,
+            AiProvider::Local,
+            Utc::now(),
+        )
+    }
+
+    fn lease() -> chrono::Duration {
+        chrono::Duration::seconds(60)
+    }
+
+    fn media() -> RenderedMedia {
+        RenderedMedia {
+            key: "k".into(),
+            duration_seconds: 1.0,
+            width: 2,
+            height: 2,
+            fps: 24,
+            format: "mp4".into(),
+            size_bytes: 1,
+        }
+    }
+
+    #[test]
+    fn duplicate_delivery_while_leased_does_nothing() {
+        let now = Utc::now();
+        let running = job().claimed(now, lease()).unwrap();
+        assert_eq!((running.status, running.attempts), (JobStatus::Running, 1));
+        assert!(matches!(running.claimed(now, lease()), Err(JobRefusal::Leased { .. })));
+    }
+
+    #[test]
+    fn a_dead_workers_job_is_taken_over_after_its_lease_without_a_new_attempt_or_submission() {
+        let now = Utc::now();
+        let waiting = job().claimed(now, lease()).unwrap().submitted("task-1", now, lease()).unwrap();
+        let later = now + chrono::Duration::seconds(61);
+        let taken = waiting.claimed(later, lease()).unwrap();
+        assert_eq!(taken.status, JobStatus::WaitingProvider);
+        assert_eq!(taken.provider_task_id.as_deref(), Some("task-1"), "the new holder polls the same task");
+        assert_eq!(taken.attempts, 1);
+    }
+
+    #[test]
+    fn retryable_failures_back_off_until_attempts_run_out() {
+        let now = Utc::now();
+        let mut current = job();
+        let mut delays = Vec::new();
+        loop {
+            let running = current.claimed(now, lease()).unwrap();
+            match running.attempt_failed("429 Too Many Requests", true, now).unwrap() {
+                AfterFailure::Retry { job, delay } => {
+                    assert_eq!(job.status, JobStatus::Queued);
+                    delays.push(delay.as_secs());
+                    current = job;
+                }
+                AfterFailure::Failed(job) => {
+                    assert_eq!((job.status, job.attempts), (JobStatus::Failed, 3));
+                    assert_eq!(job.error.as_deref(), Some("429 Too Many Requests"));
+                    break;
+                }
+            }
+        }
+        assert_eq!(delays, vec![5, 10]);
+    }
+
+    #[test]
+    fn a_permanent_failure_fails_at_once() {
+        let now = Utc::now();
+        let running = job().claimed(now, lease()).unwrap();
+        assert!(matches!(running.attempt_failed("content refused", false, now).unwrap(), AfterFailure::Failed(_)));
+    }
+
+    #[test]
+    fn a_cancelled_jobs_late_result_is_refused() {
+        let now = Utc::now();
+        let running = job().claimed(now, lease()).unwrap();
+        let cancelled = running.cancelled(now).unwrap();
+        assert_eq!(cancelled.succeeded(media(), 1.0, now), Err(JobRefusal::Finished(JobStatus::Cancelled)));
+        assert!(cancelled.claimed(now, lease()).is_err());
+    }
+
+    #[test]
+    fn only_failed_or_cancelled_jobs_are_retried_and_only_unfinished_ones_cancelled() {
+        let now = Utc::now();
+        assert!(job().retried(now).is_err());
+        let done = job().claimed(now, lease()).unwrap().succeeded(media(), 0.5, now).unwrap();
+        assert_eq!((done.status, done.progress, done.cost_usd), (JobStatus::Succeeded, 100, 0.5));
+        assert!(done.cancelled(now).is_err());
+        assert!(done.retried(now).is_err());
+        let cancelled = job().cancelled(now).unwrap();
+        let again = cancelled.retried(now).unwrap();
+        assert_eq!((again.status, again.attempts), (JobStatus::Queued, 0));
+    }
+
+    #[test]
+    fn backoff_doubles_and_never_exceeds_the_sqs_delay_limit() {
+        assert_eq!(backoff(1).as_secs(), 5);
+        assert_eq!(backoff(2).as_secs(), 10);
+        assert_eq!(backoff(3).as_secs(), 20);
+        assert_eq!(backoff(40).as_secs(), MAX_DELAY_SECONDS);
+    }
+}

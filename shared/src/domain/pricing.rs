@@ -1,0 +1,183 @@
+//! What rendering costs: the providers' published prices (FACTS.md, 2026-11) as the seed of
+//! `AIProviderConfig`, and the cost estimate of a story per quality.
+
+use serde::Serialize;
+use serde_json::Map;
+
+use crate::domain::provider::{AiProviderConfig, PricePerSecond, Quality};
+use crate::domain::values::AiProvider;
+
+fn config(
+    provider: AiProvider,
+    enabled: bool,
+    model: &str,
+    price: [f64; 3],
+    max_clip_seconds: u32,
+    rate_limit_per_minute: u32,
+    secret: Option<&str>,
+) -> AiProviderConfig {
+    AiProviderConfig {
+        provider,
+        enabled,
+        model: model.to_owned(),
+        price_per_second_usd: PricePerSecond { low: price[0], medium: price[1], high: price[2] },
+        max_clip_seconds,
+        rate_limit_per_minute,
+        secret_name: secret.map(str::to_owned),
+        default_parameters: Map::new(),
+    }
+}
+
+/// The seed configuration of every provider. Prices are the published ones: Runway gen4_turbo
+/// $0.05/s (gen4.5 $0.12/s for high), Luma ray-2 ≈ $0.04–0.08/s, Veo ≈ $0.05–0.40/s by tier,
+/// fal.ai Kling 2.5 Turbo ≈ $0.21 per 5 s. Replicate and Stability AI publish no per-second price
+/// for video in our notes: they are seeded disabled at $0 until an admin sets their prices.
+pub fn seed_provider_configs() -> Vec<AiProviderConfig> {
+    AiProvider::ALL.iter().map(|p| seed_provider_config(*p)).collect()
+}
+
+/// The seed configuration of one provider (see `seed_provider_configs`).
+pub fn seed_provider_config(provider: AiProvider) -> AiProviderConfig {
+    match provider {
+        AiProvider::Local => config(provider, true, "ffmpeg-title-card", [0.0, 0.0, 0.0], 600, 600, None),
+        AiProvider::Runway => {
+            config(provider, true, "gen4_turbo", [0.05, 0.05, 0.12], 10, 60, Some("aivideo/runway-api-key"))
+        }
+        AiProvider::Luma => config(provider, true, "ray-2", [0.04, 0.06, 0.08], 9, 60, Some("aivideo/luma-api-key")),
+        AiProvider::Veo => config(
+            provider,
+            true,
+            "veo-3.0-fast-generate-001",
+            [0.05, 0.15, 0.40],
+            8,
+            10,
+            Some("aivideo/gemini-api-key"),
+        ),
+        AiProvider::Replicate => {
+            config(provider, false, "", [0.0, 0.0, 0.0], 10, 600, Some("aivideo/replicate-api-token"))
+        }
+        AiProvider::Fal => config(
+            provider,
+            true,
+            "fal-ai/kling-video/v2.5-turbo/pro/text-to-video",
+            [0.042, 0.042, 0.042],
+            10,
+            60,
+            Some("aivideo/fal-key"),
+        ),
+        AiProvider::StabilityAi => config(
+            provider,
+            false,
+            "stable-video-diffusion",
+            [0.0, 0.0, 0.0],
+            4,
+            150,
+            Some("aivideo/stability-api-key"),
+        ),
+    }
+}
+
+/// Rough rendering speed, seconds of wall time per second of video, for the estimate.
+fn render_seconds_per_video_second(provider: AiProvider) -> f64 {
+    match provider {
+        AiProvider::Local => 0.2,
+        AiProvider::Runway | AiProvider::Fal => 6.0,
+        AiProvider::Luma | AiProvider::Replicate => 10.0,
+        AiProvider::Veo => 12.0,
+        AiProvider::StabilityAi => 8.0,
+    }
+}
+
+/// The cost of one render at one quality.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct QualityCost {
+    /// `low`, `medium` or `high`.
+    pub quality: Quality,
+    /// Seconds × price.
+    pub cost_usd: f64,
+}
+
+/// What `cost_estimate/` answers.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CostEstimate {
+    /// The provider priced.
+    pub provider: AiProvider,
+    /// Its model.
+    pub model: String,
+    /// Seconds of video rendered by one pass.
+    pub seconds: u32,
+    /// A preview, per quality.
+    pub preview: Vec<QualityCost>,
+    /// A final, per quality.
+    pub r#final: Vec<QualityCost>,
+    /// Both, at the defaults (preview medium, final high).
+    pub total_usd: f64,
+    /// Rough wall time of one render pass, in seconds (scenes render in parallel, so this is
+    /// the longest scene's time plus composition).
+    pub estimated_render_seconds: f64,
+}
+
+fn cents(v: f64) -> f64 {
+    (v * 10_000.0).round() / 10_000.0
+}
+
+/// Prices a story of `seconds` seconds whose longest scene lasts `longest_scene` seconds.
+pub fn estimate(config: &AiProviderConfig, seconds: u32, longest_scene: f64) -> CostEstimate {
+    let per = |q: Quality| QualityCost {
+        quality: q,
+        cost_usd: cents(f64::from(seconds) * config.price_per_second_usd.at(q)),
+    };
+    let qualities = [Quality::Low, Quality::Medium, Quality::High];
+    let preview: Vec<QualityCost> = qualities.iter().map(|q| per(*q)).collect();
+    let r#final = preview.clone();
+    let total = per(Quality::Medium).cost_usd + per(Quality::High).cost_usd;
+    let speed = render_seconds_per_video_second(config.provider);
+    CostEstimate {
+        provider: config.provider,
+        model: config.model.clone(),
+        seconds,
+        preview,
+        r#final,
+        total_usd: cents(total),
+        estimated_render_seconds: cents(longest_scene.max(0.0) * speed + f64::from(seconds) * 0.05 + 2.0),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn seeded(provider: AiProvider) -> AiProviderConfig {
+        seed_provider_configs().into_iter().find(|c| c.provider == provider).unwrap()
+    }
+
+    #[test]
+    fn every_provider_is_seeded_once() {
+        let configs = seed_provider_configs();
+        assert_eq!(configs.len(), AiProvider::ALL.len());
+        for provider in AiProvider::ALL {
+            assert_eq!(configs.iter().filter(|c| c.provider == *provider).count(), 1);
+        }
+    }
+
+    #[test]
+    fn a_thirty_second_runway_story_costs_what_runway_publishes() {
+        let estimate = estimate(&seeded(AiProvider::Runway), 30, 3.0);
+        assert_eq!(estimate.preview[0].cost_usd, 1.5);
+        assert_eq!(estimate.r#final[2].cost_usd, 3.6);
+        assert_eq!(estimate.total_usd, 1.5 + 3.6);
+    }
+
+    #[test]
+    fn the_local_renderer_is_free_and_fast() {
+        let estimate = estimate(&seeded(AiProvider::Local), 6, 0.6);
+        assert_eq!(estimate.total_usd, 0.0);
+        assert!(estimate.estimated_render_seconds < 5.0);
+    }
+
+    #[test]
+    fn providers_without_a_published_price_start_disabled() {
+        assert!(!seeded(AiProvider::Replicate).enabled);
+        assert!(!seeded(AiProvider::StabilityAi).enabled);
+    }
+}

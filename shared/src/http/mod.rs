@@ -1,0 +1,180 @@
+//! The HTTP conventions of SPEC §6, shared by every function: routing under `/api/ai-video/`
+//! (with and without the trailing slash), authentication, idempotency keys, DRF-shaped errors,
+//! pagination, ETags, and request logging.
+
+pub mod auth;
+pub mod error;
+pub mod etag;
+pub mod idempotency;
+pub mod jobs;
+pub mod json;
+pub mod pagination;
+pub mod views;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Router;
+use axum::extract::Request;
+use axum::http::{HeaderValue, Method};
+use axum::middleware::{Next, from_fn_with_state};
+use axum::response::{IntoResponse, Response};
+use axum::routing::MethodRouter;
+use tracing::Instrument;
+
+use crate::adapters::embedded::LocalMedia;
+use crate::domain::error::Error;
+use crate::domain::story::Story;
+use crate::ports::{Clock, IdGenerator, IdempotencyStore, JobInbox, MediaStore};
+use crate::services::{JobService, PlanService, StoryService};
+use crate::worker::Worker;
+
+pub use auth::{Authenticator, Caller};
+pub use pagination::{CursorCodec, Listing, QueryParams};
+
+/// Every route lives under this prefix.
+pub const API_PREFIX: &str = "/api/ai-video";
+
+/// What every handler can reach. Built once per cold start.
+#[derive(Clone)]
+pub struct AppState {
+    /// Story use cases.
+    pub stories: StoryService,
+    /// Scene, prompt and planning use cases.
+    pub plans: PlanService,
+    /// Token checking.
+    pub auth: Arc<Authenticator>,
+    /// Idempotency records.
+    pub idempotency: Arc<dyn IdempotencyStore>,
+    /// Pagination cursors.
+    pub cursors: CursorCodec,
+    /// The time.
+    pub clock: Arc<dyn Clock>,
+    /// Id issuing (request ids).
+    pub ids: Arc<dyn IdGenerator>,
+    /// Job use cases.
+    pub jobs: JobService,
+    /// Where rendered media lives; issues the download links.
+    pub media: Arc<dyn MediaStore>,
+    /// The worker (run by `aivideo serve` in process, and by the worker Lambda).
+    pub worker: Arc<Worker>,
+    /// The consuming side of the job queue.
+    pub inbox: Arc<dyn JobInbox>,
+    /// The embedded backend's media folder, whose signed links `aivideo serve` answers.
+    pub local_media: Option<Arc<LocalMedia>>,
+}
+
+/// How long a download link handed to an owner works.
+pub const MEDIA_LINK_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+
+impl AppState {
+    /// Signed download links for `media`, by key (issued only in answers to their owner). A link
+    /// that cannot be signed is left out (the view shows `url: null`) rather than failing the read.
+    pub async fn links(&self, keys: Vec<String>) -> views::MediaLinks {
+        let mut links = views::MediaLinks::new();
+        for key in keys {
+            if links.contains_key(&key) {
+                continue;
+            }
+            match self.media.signed_url(&key, MEDIA_LINK_TTL).await {
+                Ok(link) => {
+                    links.insert(key, link);
+                }
+                Err(e) => tracing::warn!(key = %key, error = %e, "could not sign a media link"),
+            }
+        }
+        links
+    }
+}
+
+/// The media keys of stories (previews and finals), to sign before drawing them.
+pub fn story_media_keys<'a>(stories: impl IntoIterator<Item = &'a Story>) -> Vec<String> {
+    stories.into_iter().flat_map(|s| s.preview.iter().chain(s.final_video.iter())).map(|m| m.key.clone()).collect()
+}
+
+/// The media keys of jobs' results.
+pub fn job_media_keys<'a>(jobs: impl IntoIterator<Item = &'a crate::domain::job::Job>) -> Vec<String> {
+    jobs.into_iter().filter_map(|j| j.result.as_ref()).map(|m| m.key.clone()).collect()
+}
+
+/// Adds `path` (relative to the API prefix, written with its trailing slash) both with and without
+/// the trailing slash, as DRF's router with `trailing_slash` optional does.
+pub fn route(router: Router<AppState>, path: &str, methods: MethodRouter<AppState>) -> Router<AppState> {
+    let full = format!("{API_PREFIX}{path}");
+    let bare = full.trim_end_matches('/').to_owned();
+    router.route(&full, methods.clone()).route(&bare, methods)
+}
+
+/// Wraps the routes of one or more functions into the API: authentication and idempotency on
+/// every route, JSON 404/405 for everything else, and one log line per request.
+pub fn api(routes: Router<AppState>, state: AppState) -> Router {
+    routes
+        .route_layer(from_fn_with_state(state.clone(), idempotency::idempotent))
+        .route_layer(from_fn_with_state(state.auth.clone(), auth::require_caller))
+        .method_not_allowed_fallback(method_not_allowed)
+        .fallback(not_found)
+        .layer(from_fn_with_state(state.ids.clone(), trace_requests))
+        .with_state(state)
+}
+
+/// A 201 answer with `Location`, `ETag` and the created object(s).
+pub fn created(location: &str, version: u64, body: serde_json::Value) -> Response {
+    let mut response = etag::with_etag(version, (axum::http::StatusCode::CREATED, axum::Json(body)));
+    if let Ok(value) = HeaderValue::from_str(location) {
+        response.headers_mut().insert(axum::http::header::LOCATION, value);
+    }
+    response
+}
+
+async fn not_found() -> Response {
+    Error::NotFound.into_response()
+}
+
+async fn method_not_allowed(method: Method) -> Response {
+    Error::MethodNotAllowed(method.to_string()).into_response()
+}
+
+/// One span per request (request id, method, path, user) and one line when it ends.
+async fn trace_requests(
+    axum::extract::State(ids): axum::extract::State<Arc<dyn IdGenerator>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let request_id = api_gateway_request_id(&request)
+        .or_else(|| lambda_http::RequestExt::lambda_context_ref(&request).map(|c| c.request_id.clone()))
+        .or_else(|| {
+            request.headers().get("x-request-id").and_then(|v| v.to_str().ok()).map(|v| v.chars().take(64).collect())
+        })
+        .unwrap_or_else(|| ids.new_id().to_string());
+    let span = tracing::info_span!(
+        "request",
+        request_id = %request_id,
+        method = %request.method(),
+        path = %request.uri().path(),
+        user = tracing::field::Empty,
+    );
+    async move {
+        let started = Instant::now();
+        let mut response = next.run(request).await;
+        let status = response.status().as_u16();
+        let elapsed_ms = (started.elapsed().as_secs_f64() * 1_000_000.0).round() / 1000.0;
+        tracing::info!(status, elapsed_ms, "handled");
+        if let Ok(value) = HeaderValue::from_str(&request_id) {
+            response.headers_mut().insert("x-request-id", value);
+        }
+        response
+    }
+    .instrument(span)
+    .await
+}
+
+/// The request id API Gateway gave the request (the one its access logs show).
+fn api_gateway_request_id(request: &Request) -> Option<String> {
+    use lambda_http::request::RequestContext;
+    match lambda_http::RequestExt::request_context_ref(request)? {
+        RequestContext::ApiGatewayV2(ctx) => ctx.request_id.clone(),
+        RequestContext::ApiGatewayV1(ctx) => ctx.request_id.clone(),
+        #[allow(unreachable_patterns)]
+        _ => None,
+    }
+}

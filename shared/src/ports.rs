@@ -1,0 +1,715 @@
+//! The small traits the use cases need, named after what the product does. Each adapter holds
+//! every invariant inside one atomic step (the embedded store's write transaction, DynamoDB's
+//! conditional write or transaction), so the services never check-then-write.
+
+use std::time::Duration;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+
+use crate::domain::error::Result;
+use crate::domain::ids::{Actor, JobId, PromptId, SceneId, StoryId, UserId};
+use crate::domain::job::{Job, JobKind, JobPriority, JobRefusal, JobStatus};
+use crate::domain::pagination::{Page, PageRequest};
+use crate::domain::prompt::{NewPrompt, PromptEdit, PromptType, ScenePrompt};
+use crate::domain::render::RenderStage;
+use crate::domain::scene::{NewScene, Scene, SceneEdit, SceneKind, SceneStatus};
+use crate::domain::state_machine::{Mover, StoryStatus};
+use crate::domain::statistics::StoryStatistics;
+use crate::domain::story::{RenderedMedia, Story, StoryEdit};
+use crate::domain::transition::StoryStateTransition;
+use crate::domain::values::{AiProvider, Project, Reason};
+
+/// Filters of `GET stories/`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct StoryFilter {
+    /// Only stories in this status.
+    pub status: Option<StoryStatus>,
+    /// Only stories of this project.
+    pub project: Option<Project>,
+    /// Only stories rendered by this provider.
+    pub ai_provider: Option<AiProvider>,
+}
+
+impl StoryFilter {
+    /// Whether `story` passes the filter.
+    pub fn admits(&self, story: &Story) -> bool {
+        self.status.is_none_or(|s| s == story.status)
+            && self.project.is_none_or(|p| story.project == Some(p))
+            && self.ai_provider.is_none_or(|p| p == story.ai_provider)
+    }
+}
+
+/// A request to move a story, carried out in one atomic step with its history record.
+#[derive(Debug, Clone)]
+pub struct MoveRequest {
+    /// Whose story (another owner's story is "not found").
+    pub owner: UserId,
+    /// Which story.
+    pub story: StoryId,
+    /// Where to.
+    pub to: StoryStatus,
+    /// Who asks (decides which moves are allowed).
+    pub mover: Mover,
+    /// Recorded in the history.
+    pub actor: Actor,
+    /// Why; required for moves to FAILED.
+    pub reason: Option<Reason>,
+    /// `If-Match`: the version the caller last saw.
+    pub expected_version: Option<u64>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// Stories and their history. Every method answers `Error::NotFound` for a story that does not
+/// exist or belongs to another owner.
+#[async_trait]
+pub trait StoryStore: Send + Sync {
+    /// Stores a new story.
+    async fn create_story(&self, story: &Story) -> Result<()>;
+
+    /// One story of `owner`.
+    async fn story(&self, owner: &UserId, id: &StoryId) -> Result<Story>;
+
+    /// A page of `owner`'s stories in creation order.
+    async fn list_stories(&self, owner: &UserId, filter: &StoryFilter, page: &PageRequest) -> Result<Page<Story>>;
+
+    /// Applies `edit` if the story is editable and at `expected_version` (when given).
+    async fn edit_story(
+        &self,
+        owner: &UserId,
+        id: &StoryId,
+        edit: StoryEdit,
+        expected_version: Option<u64>,
+        at: DateTime<Utc>,
+    ) -> Result<Story>;
+
+    /// Deletes the story with its history (and, once they exist, its scenes, prompts and jobs).
+    async fn delete_story(&self, owner: &UserId, id: &StoryId, expected_version: Option<u64>) -> Result<()>;
+
+    /// Moves the story through the state machine and appends the history record, atomically.
+    async fn move_story(&self, request: MoveRequest) -> Result<Story>;
+
+    /// Locks (`true`) or unlocks the story's plan.
+    async fn set_lock(
+        &self,
+        owner: &UserId,
+        id: &StoryId,
+        locked: bool,
+        expected_version: Option<u64>,
+        at: DateTime<Utc>,
+    ) -> Result<Story>;
+
+    /// A page of the story's history, oldest first unless the request says otherwise.
+    async fn transitions(&self, owner: &UserId, id: &StoryId, page: &PageRequest)
+    -> Result<Page<StoryStateTransition>>;
+
+    /// The owner's figures.
+    async fn story_statistics(&self, owner: &UserId) -> Result<StoryStatistics>;
+}
+
+/// Filters of `GET scenes/`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SceneFilter {
+    /// Only scenes of this story.
+    pub story: Option<StoryId>,
+    /// Only scenes of this kind.
+    pub kind: Option<SceneKind>,
+    /// Only scenes in this status.
+    pub status: Option<SceneStatus>,
+}
+
+impl SceneFilter {
+    /// Whether `scene` passes the filter.
+    pub fn admits(&self, scene: &Scene) -> bool {
+        self.story.as_ref().is_none_or(|s| *s == scene.story)
+            && self.kind.is_none_or(|k| k == scene.kind)
+            && self.status.is_none_or(|s| s == scene.status)
+    }
+}
+
+/// Filters of `GET prompts/`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PromptFilter {
+    /// Only prompts of this story.
+    pub story: Option<StoryId>,
+    /// Only prompts of this scene.
+    pub scene: Option<SceneId>,
+    /// Only prompts of this type.
+    pub prompt_type: Option<PromptType>,
+    /// Only selected (or only unselected) prompts.
+    pub is_selected: Option<bool>,
+}
+
+impl PromptFilter {
+    /// Whether `prompt` passes the filter.
+    pub fn admits(&self, prompt: &ScenePrompt) -> bool {
+        self.story.as_ref().is_none_or(|s| *s == prompt.story)
+            && self.scene.as_ref().is_none_or(|s| *s == prompt.scene)
+            && self.prompt_type.is_none_or(|t| t == prompt.prompt_type)
+            && self.is_selected.is_none_or(|b| b == prompt.is_selected)
+    }
+}
+
+/// How scenes and prompts are listed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChildOrdering {
+    /// By story, then scene order.
+    Order,
+    /// By creation.
+    CreatedAt,
+}
+
+/// The sort key of a scene in a listing (so both adapters page identically).
+pub fn scene_listing_key(scene: &Scene, ordering: ChildOrdering) -> String {
+    match ordering {
+        ChildOrdering::Order => format!("{}.{:05}.{}", scene.story, scene.order, scene.id),
+        ChildOrdering::CreatedAt => scene.id.to_string(),
+    }
+}
+
+/// The sort key of a prompt in a listing; `scenes` are its story's scenes.
+pub fn prompt_listing_key(prompt: &ScenePrompt, scenes: &[Scene], ordering: ChildOrdering) -> String {
+    match ordering {
+        ChildOrdering::Order => {
+            let order = scenes.iter().find(|s| s.id == prompt.scene).map_or(u32::MAX, |s| s.order);
+            format!("{}.{order:05}.{}", prompt.story, prompt.id)
+        }
+        ChildOrdering::CreatedAt => prompt.id.to_string(),
+    }
+}
+
+/// `scenes/bulk`: a whole new plan for a story, written in one atomic step together with the
+/// story's DRAFT → PLANNING move.
+#[derive(Debug, Clone)]
+pub struct BulkPlan {
+    /// Whose story.
+    pub owner: UserId,
+    /// Which story.
+    pub story: StoryId,
+    /// The story version the plan was computed from; the write is refused if it changed.
+    pub planned_from_version: u64,
+    /// Replace existing scenes (and their prompts) instead of refusing.
+    pub replace: bool,
+    /// The new scenes.
+    pub scenes: Vec<Scene>,
+    /// Their prompts (selected).
+    pub prompts: Vec<ScenePrompt>,
+    /// Recorded in the history.
+    pub actor: Actor,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+/// A story with its whole plan, read in one consistent step.
+#[derive(Debug, Clone)]
+pub struct StoryPlan {
+    /// The story.
+    pub story: Story,
+    /// Its scenes, in order, with `start_seconds`.
+    pub scenes: Vec<Scene>,
+    /// Every prompt of every scene.
+    pub prompts: Vec<ScenePrompt>,
+}
+
+/// Scenes and prompts. Every write checks the story's lock in the same atomic step; every method
+/// answers `Error::NotFound` for objects of another owner.
+#[async_trait]
+pub trait PlanStore: Send + Sync {
+    /// Writes a whole new plan (`scenes/bulk`).
+    async fn write_bulk_plan(&self, plan: BulkPlan) -> Result<StoryPlan>;
+
+    /// The story with its scenes and prompts.
+    async fn story_plan(&self, owner: &UserId, story: &StoryId) -> Result<StoryPlan>;
+
+    /// Creates scenes (one for `POST scenes/`, several for `bulk_create/`), all or none.
+    async fn create_scenes(
+        &self,
+        owner: &UserId,
+        scenes: Vec<(SceneId, NewScene)>,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<Scene>>;
+
+    /// One scene.
+    async fn scene(&self, owner: &UserId, id: &SceneId) -> Result<Scene>;
+
+    /// A page of the owner's scenes.
+    async fn list_scenes(
+        &self,
+        owner: &UserId,
+        filter: &SceneFilter,
+        ordering: ChildOrdering,
+        page: &PageRequest,
+    ) -> Result<Page<Scene>>;
+
+    /// Edits a scene.
+    async fn edit_scene(
+        &self,
+        owner: &UserId,
+        id: &SceneId,
+        edit: SceneEdit,
+        expected_version: Option<u64>,
+        at: DateTime<Utc>,
+    ) -> Result<Scene>;
+
+    /// Deletes a scene and its prompts; later scenes move up one place.
+    async fn delete_scene(
+        &self,
+        owner: &UserId,
+        id: &SceneId,
+        expected_version: Option<u64>,
+        at: DateTime<Utc>,
+    ) -> Result<()>;
+
+    /// Moves a scene to `order`; the others are renumbered in the same step.
+    async fn reorder_scene(
+        &self,
+        owner: &UserId,
+        id: &SceneId,
+        order: u32,
+        expected_version: Option<u64>,
+        at: DateTime<Utc>,
+    ) -> Result<Scene>;
+
+    /// Creates a prompt (selected when it is the first of its scene and type).
+    async fn create_prompt(
+        &self,
+        owner: &UserId,
+        id: PromptId,
+        new: NewPrompt,
+        at: DateTime<Utc>,
+    ) -> Result<ScenePrompt>;
+
+    /// One prompt.
+    async fn prompt(&self, owner: &UserId, id: &PromptId) -> Result<ScenePrompt>;
+
+    /// A page of the owner's prompts.
+    async fn list_prompts(
+        &self,
+        owner: &UserId,
+        filter: &PromptFilter,
+        ordering: ChildOrdering,
+        page: &PageRequest,
+    ) -> Result<Page<ScenePrompt>>;
+
+    /// Edits a prompt.
+    async fn edit_prompt(
+        &self,
+        owner: &UserId,
+        id: &PromptId,
+        edit: PromptEdit,
+        expected_version: Option<u64>,
+        at: DateTime<Utc>,
+    ) -> Result<ScenePrompt>;
+
+    /// Deletes a prompt.
+    async fn delete_prompt(&self, owner: &UserId, id: &PromptId, expected_version: Option<u64>) -> Result<()>;
+
+    /// Makes a prompt the selected one of its scene and type, unselecting the other, atomically.
+    async fn select_prompt(
+        &self,
+        owner: &UserId,
+        id: &PromptId,
+        expected_version: Option<u64>,
+        at: DateTime<Utc>,
+    ) -> Result<ScenePrompt>;
+
+    /// Adds prompts that become the selected ones of their scene and type (`generate-prompts`);
+    /// the old ones stay, unselected. Refused if a prompt's scene no longer exists.
+    async fn add_selected_prompts(
+        &self,
+        owner: &UserId,
+        story: &StoryId,
+        prompts: Vec<ScenePrompt>,
+        at: DateTime<Utc>,
+    ) -> Result<Vec<ScenePrompt>>;
+}
+
+/// Filters of `GET jobs/` and `stories/{id}/jobs/`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct JobFilter {
+    /// Only jobs of this story.
+    pub story: Option<StoryId>,
+    /// Only jobs of this scene.
+    pub scene: Option<SceneId>,
+    /// Only jobs in this status.
+    pub status: Option<JobStatus>,
+    /// Only jobs of this kind.
+    pub kind: Option<JobKind>,
+}
+
+impl JobFilter {
+    /// Whether `job` passes the filter.
+    pub fn admits(&self, job: &Job) -> bool {
+        self.story.as_ref().is_none_or(|s| *s == job.story)
+            && self.scene.as_ref().is_none_or(|s| job.scene.as_ref() == Some(s))
+            && self.status.is_none_or(|s| s == job.status)
+            && self.kind.is_none_or(|k| k == job.kind)
+    }
+}
+
+/// The story change that goes with a job's change — a render composed, failed or cancelled —
+/// written in the same atomic step. It applies only while the story is still `from`; a story
+/// that moved on meanwhile (failed by its owner, say) is left as it is.
+#[derive(Debug, Clone)]
+pub struct StoryEffect {
+    /// Whose story.
+    pub owner: UserId,
+    /// Which story.
+    pub story: StoryId,
+    /// The status the job expects the story in.
+    pub from: StoryStatus,
+    /// Where it goes.
+    pub to: StoryStatus,
+    /// Who moves it.
+    pub mover: Mover,
+    /// Recorded in the history.
+    pub actor: Actor,
+    /// Why (required for FAILED).
+    pub reason: Option<Reason>,
+    /// The composed video, stored on the story as its preview or final.
+    pub media: Option<(RenderStage, RenderedMedia)>,
+    /// When.
+    pub at: DateTime<Utc>,
+}
+
+impl StoryEffect {
+    /// The story after the effect and its history record, or `None` when the story is no longer
+    /// where the effect expects it.
+    pub fn apply(&self, story: &Story) -> Result<Option<(Story, StoryStateTransition)>> {
+        if story.status != self.from || story.owner != self.owner {
+            return Ok(None);
+        }
+        let (mut next, record) =
+            story.moved(self.to, self.mover, self.actor.clone(), self.reason.clone(), Vec::new, self.at)?;
+        match &self.media {
+            Some((RenderStage::Preview, media)) => next.preview = Some(media.clone()),
+            Some((RenderStage::Final, media)) => next.final_video = Some(media.clone()),
+            None => {}
+        }
+        Ok(Some((next, record)))
+    }
+}
+
+/// How a job write ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Committed {
+    /// Written; with the story as it now is when the effect applied.
+    Done(Option<Box<Story>>),
+    /// A job or the story changed since it was read: read again and decide again.
+    Raced,
+}
+
+/// Builds a render's jobs from the plan exactly as the adapter read it for the write.
+pub type RenderBuilder = dyn Fn(&StoryPlan) -> Result<Vec<Job>> + Send + Sync;
+
+/// Jobs. The worker reaches a job by story and id (messages carry both); owners by id.
+#[async_trait]
+pub trait JobStore: Send + Sync {
+    /// Stores a new job (a single clip job; renders start with `start_render`).
+    async fn create_job(&self, job: &Job) -> Result<()>;
+
+    /// One job of a story.
+    async fn story_job(&self, story: &StoryId, id: &JobId) -> Result<Job>;
+
+    /// Every job of a story (the worker's view; no owner check).
+    async fn story_jobs(&self, story: &StoryId) -> Result<Vec<Job>>;
+
+    /// One job of `owner`.
+    async fn job(&self, owner: &UserId, id: &JobId) -> Result<Job>;
+
+    /// A page of `owner`'s jobs in creation order.
+    async fn list_jobs(&self, owner: &UserId, filter: &JobFilter, page: &PageRequest) -> Result<Page<Job>>;
+
+    /// Every job of `owner` (for the figures).
+    async fn owner_jobs(&self, owner: &UserId) -> Result<Vec<Job>>;
+
+    /// Starts a render in one atomic step: moves the story (PLANNED → PREVIEWING or
+    /// PREVIEW_READY → FINALIZING, which locks it) with its history record and stores the jobs
+    /// `build` makes from the plan read in that same step.
+    async fn start_render(
+        &self,
+        request: MoveRequest,
+        build: std::sync::Arc<RenderBuilder>,
+    ) -> Result<(Story, Vec<Job>)>;
+
+    /// Writes jobs — new ones (`version` 1, refused if they exist) and next versions (written only
+    /// if the stored one is `version - 1`) — and the story effect, all or nothing.
+    async fn commit_jobs(&self, jobs: Vec<Job>, effect: Option<StoryEffect>) -> Result<Committed>;
+
+    /// Claims a job for a worker with one conditional write: a queued job, or one whose lease ran
+    /// out. Of many concurrent claims (duplicate deliveries) exactly one wins; the others get the
+    /// refusal, and do nothing.
+    async fn claim_job(
+        &self,
+        story: &StoryId,
+        id: &JobId,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<std::result::Result<Job, JobRefusal>>;
+}
+
+/// A response kept for an `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoredResponse {
+    /// HTTP status.
+    pub status: u16,
+    /// Headers worth replaying (`content-type`, `etag`, `location`).
+    pub headers: Vec<(String, String)>,
+    /// The body.
+    pub body: Vec<u8>,
+}
+
+/// What claiming an idempotency key found.
+#[derive(Debug, Clone, PartialEq)]
+pub enum IdempotencyClaim {
+    /// First use (or the earlier record expired): do the work, then `complete`.
+    Fresh,
+    /// Same key, same request: answer with this.
+    Replay(StoredResponse),
+    /// Same key, another request.
+    Mismatch,
+    /// Same key, same request, still being worked on.
+    InProgress,
+}
+
+/// Remembers `Idempotency-Key`s per user for 24 h.
+#[async_trait]
+pub trait IdempotencyStore: Send + Sync {
+    /// Claims `key` for the request with `fingerprint`, atomically.
+    async fn claim(&self, owner: &UserId, key: &str, fingerprint: &str, now: DateTime<Utc>)
+    -> Result<IdempotencyClaim>;
+
+    /// Stores the response of a claimed key.
+    async fn complete(&self, owner: &UserId, key: &str, response: &StoredResponse, now: DateTime<Utc>) -> Result<()>;
+
+    /// Gives a claimed key back (the work failed on our side; the client may try again).
+    async fn release(&self, owner: &UserId, key: &str) -> Result<()>;
+}
+
+/// The message a job's queue carries: ids only (SQS messages are small).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct JobMessage {
+    /// The job.
+    pub job_id: crate::domain::ids::JobId,
+    /// Its story.
+    pub story_id: StoryId,
+    /// What it does.
+    pub kind: JobKind,
+}
+
+/// The work queue the worker consumes (SQS in production, in-process locally).
+#[async_trait]
+pub trait JobQueue: Send + Sync {
+    /// Enqueues `message`, visible after `delay`, ahead of lower priorities.
+    async fn enqueue(&self, message: &JobMessage, priority: JobPriority, delay: Duration) -> Result<()>;
+}
+
+/// One message received from the work queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Delivery {
+    /// The message's id (what a partial batch response names).
+    pub message_id: String,
+    /// The queue's handle to settle this delivery.
+    pub receipt: String,
+    /// The body (a `JobMessage` as JSON, or whatever a sender put there).
+    pub body: String,
+    /// How many times it has been received (1 on the first delivery).
+    pub receive_count: u32,
+}
+
+/// What the handler of one message says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Handled {
+    /// Done: delete it.
+    Done,
+    /// Failed: deliver it again after `retry_after`; once received too often it is dead-lettered.
+    Failed {
+        /// When to try again.
+        retry_after: Duration,
+    },
+}
+
+/// The consuming side of the work queue, as the Lambda event source mapping sees SQS: batches,
+/// a visibility timeout per receive, per-message settlement, dead-lettering.
+#[async_trait]
+pub trait JobInbox: Send + Sync {
+    /// Up to `max` visible messages, higher priorities first, each hidden for `visibility`.
+    async fn receive_batch(&self, max: u32, visibility: Duration) -> Result<Vec<Delivery>>;
+
+    /// Deletes a handled message, or makes a failed one visible again after its delay.
+    async fn settle(&self, delivery: &Delivery, outcome: Handled) -> Result<()>;
+}
+
+/// One round of the in-process consumer: receive a batch, handle every message on its own, one
+/// after the other (one bad message never fails its neighbours), settle each. Returns the ids that
+/// failed — what a Lambda partial batch response reports.
+pub async fn consume_once<F, Fut>(
+    inbox: &dyn JobInbox,
+    max: u32,
+    visibility: Duration,
+    handler: F,
+) -> Result<Vec<String>>
+where
+    F: Fn(Delivery) -> Fut,
+    Fut: std::future::Future<Output = Handled>,
+{
+    let batch = inbox.receive_batch(max, visibility).await?;
+    let mut failed = Vec::new();
+    for delivery in batch {
+        let outcome = handler(delivery.clone()).await;
+        if let Handled::Failed { .. } = outcome {
+            failed.push(delivery.message_id.clone());
+        }
+        inbox.settle(&delivery, outcome).await?;
+    }
+    Ok(failed)
+}
+
+/// A signed, expiring download link.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SignedUrl {
+    /// The link.
+    pub url: String,
+    /// When it stops working.
+    pub expires_at: DateTime<Utc>,
+}
+
+/// Where rendered media lives (S3 in production, a folder locally). Keys are chosen by the server.
+#[async_trait]
+pub trait MediaStore: Send + Sync {
+    /// Stores the file at `path` under `key`; returns its size.
+    async fn put_file(&self, key: &str, path: &std::path::Path, content_type: &str) -> Result<u64>;
+
+    /// A download link for `key`, valid for `ttl`.
+    async fn signed_url(&self, key: &str, ttl: Duration) -> Result<SignedUrl>;
+
+    /// Copies the object `key` to the file `dest` (the compose job reads the clips back).
+    async fn get_file(&self, key: &str, dest: &std::path::Path) -> Result<()>;
+}
+
+/// Secrets by name (Secrets Manager in production, environment or data dir locally).
+#[async_trait]
+pub trait SecretSource: Send + Sync {
+    /// The secret's value.
+    async fn secret(&self, name: &str) -> Result<String>;
+}
+
+/// The time, so tests can hold it still.
+pub trait Clock: Send + Sync {
+    /// Now, in UTC.
+    fn now(&self) -> DateTime<Utc>;
+}
+
+/// Issues ids (ULIDs, so they sort by creation time).
+pub trait IdGenerator: Send + Sync {
+    /// A fresh id.
+    fn new_id(&self) -> ulid::Ulid;
+}
+
+/// The system clock.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct SystemClock;
+
+impl Clock for SystemClock {
+    fn now(&self) -> DateTime<Utc> {
+        Utc::now()
+    }
+}
+
+/// ULIDs that increase strictly even within one millisecond, so listing order is creation order.
+#[derive(Default)]
+pub struct UlidGenerator(std::sync::Mutex<ulid::Generator>);
+
+impl std::fmt::Debug for UlidGenerator {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("UlidGenerator")
+    }
+}
+
+impl IdGenerator for UlidGenerator {
+    fn new_id(&self) -> ulid::Ulid {
+        let mut generator = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        // Overflow needs 2^80 ids in one millisecond; a fresh random id is then still unique.
+        generator.generate().unwrap_or_else(|_| ulid::Ulid::new())
+    }
+}
+
+/// What a provider is asked to render: one clip of a job, with the render's look.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ClipRequest {
+    /// The clip (prompt, parameters, exact length).
+    pub clip: crate::domain::render::ClipSpec,
+    /// The render's look (size, rate, quality, audio).
+    pub render: crate::domain::render::RenderSpec,
+    /// Which attempt of the job this is (1-based).
+    pub attempt: u32,
+}
+
+/// A provider task, in one life cycle whatever the provider calls its states.
+#[derive(Debug, Clone, PartialEq)]
+pub enum TaskState {
+    /// Accepted, not started.
+    Queued,
+    /// Rendering.
+    Running {
+        /// 0–100, when the provider says.
+        progress: u8,
+    },
+    /// Done: where to fetch the result.
+    Succeeded {
+        /// The outputs (URLs, or files for `local`).
+        outputs: Vec<String>,
+    },
+    /// The provider gave up.
+    Failed(ProviderError),
+    /// Cancelled at the provider.
+    Cancelled,
+}
+
+/// A provider's refusal or failure, normalised.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ProviderError {
+    /// The provider's code (e.g. `content_moderation`, `429`), when it gave one.
+    pub code: Option<String>,
+    /// What went wrong, for the job's `error`.
+    pub message: String,
+    /// Whether trying again may help (429, 5xx, timeouts), as opposed to a refusal.
+    pub retryable: bool,
+}
+
+impl ProviderError {
+    /// A failure worth another attempt.
+    pub fn retryable(message: impl Into<String>) -> Self {
+        Self { code: None, message: message.into(), retryable: true }
+    }
+
+    /// A failure no retry fixes.
+    pub fn permanent(code: impl Into<String>, message: impl Into<String>) -> Self {
+        Self { code: Some(code.into()), message: message.into(), retryable: false }
+    }
+}
+
+impl std::fmt::Display for ProviderError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.code {
+            Some(code) => write!(f, "{code}: {}", self.message),
+            None => f.write_str(&self.message),
+        }
+    }
+}
+
+/// An AI video provider: submit once, poll until done, fetch the result. The worker never waits
+/// on a provider: between polls the job's message sleeps in the queue.
+#[async_trait]
+pub trait VideoProvider: Send + Sync {
+    /// Submits the clip; the task id it returns is recorded before anything else can fail.
+    async fn submit(&self, request: &ClipRequest) -> std::result::Result<String, ProviderError>;
+
+    /// Where the task is. `request` is the one submitted (a provider that keeps no state of its
+    /// own, like `local`, needs it).
+    async fn poll(&self, task_id: &str, request: &ClipRequest) -> std::result::Result<TaskState, ProviderError>;
+
+    /// Copies one of the task's outputs to the local file `dest`.
+    async fn fetch(&self, output: &str, dest: &std::path::Path) -> std::result::Result<(), ProviderError>;
+}

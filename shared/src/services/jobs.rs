@@ -1,0 +1,303 @@
+//! Job use cases: start a render, render one scene or test one prompt, and follow, retry, cancel
+//! and count jobs.
+
+use std::collections::{BTreeMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::domain::error::{Error, Result};
+use crate::domain::ids::{Actor, JobId, PromptId, SceneId, StoryId, UserId};
+use crate::domain::job::{Job, JobKind, JobRefusal, JobStatus};
+use crate::domain::pagination::{Page, PageRequest};
+use crate::domain::prompt::PromptType;
+use crate::domain::render::{ClipSpec, RenderOptions, RenderStage, called_off, plan_render, single_clip_job};
+use crate::domain::scene::plan_gaps;
+use crate::domain::state_machine::{Mover, StoryStatus};
+use crate::domain::story::Story;
+use crate::domain::values::{AiProvider, Reason};
+use crate::ports::{
+    Clock, Committed, IdGenerator, JobFilter, JobMessage, JobQueue, JobStore, MoveRequest, PlanStore, StoryEffect,
+};
+
+/// How often a write that raced another one is decided again before the client is told to retry.
+const RACE_ATTEMPTS: usize = 20;
+
+/// The Jobs use cases.
+#[derive(Clone)]
+pub struct JobService {
+    jobs: Arc<dyn JobStore>,
+    plans: Arc<dyn PlanStore>,
+    queue: Arc<dyn JobQueue>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+}
+
+fn refused(refusal: JobRefusal, action: &str) -> Error {
+    let detail = match refusal {
+        JobRefusal::NotIn(status) | JobRefusal::Finished(status) => {
+            format!("A {status} job cannot be {action}.")
+        }
+        JobRefusal::Leased { .. } => format!("The job is being worked on and cannot be {action} now."),
+        JobRefusal::Waiting(n) => format!("The job waits for {n} scene job(s) and cannot be {action} now."),
+    };
+    Error::Conflict { detail, current_status: None }
+}
+
+impl JobService {
+    /// Wires the use cases to their ports.
+    pub fn new(
+        jobs: Arc<dyn JobStore>,
+        plans: Arc<dyn PlanStore>,
+        queue: Arc<dyn JobQueue>,
+        clock: Arc<dyn Clock>,
+        ids: Arc<dyn IdGenerator>,
+    ) -> Self {
+        Self { jobs, plans, queue, clock, ids }
+    }
+
+    async fn enqueue(&self, job: &Job) -> Result<()> {
+        let message = JobMessage { job_id: job.id.clone(), story_id: job.story.clone(), kind: job.kind };
+        self.queue.enqueue(&message, job.priority, Duration::ZERO).await
+    }
+
+    /// `generate_preview` (PLANNED → PREVIEWING) or `render_final` (PREVIEW_READY → FINALIZING):
+    /// the story moves, locks, and gets its jobs in one atomic step; then the scene jobs are queued.
+    pub async fn start_render(
+        &self,
+        owner: &UserId,
+        story: &StoryId,
+        stage: RenderStage,
+        options: RenderOptions,
+        expected_version: Option<u64>,
+    ) -> Result<(Story, Vec<Job>)> {
+        let now = self.clock.now();
+        let ids = self.ids.clone();
+        let build = Arc::new(move |plan: &crate::ports::StoryPlan| {
+            // The plan must still be complete: PLANNED stories can be edited while unlocked.
+            let with_video: HashSet<SceneId> = plan
+                .prompts
+                .iter()
+                .filter(|p| p.is_selected && p.prompt_type == PromptType::Video)
+                .map(|p| p.scene.clone())
+                .collect();
+            let gaps = plan_gaps(&plan.story, &plan.scenes, &with_video);
+            if !gaps.is_empty() {
+                return Err(Error::InvalidTransition {
+                    detail: format!("The plan is not complete: {}", gaps.join("; ")),
+                    current_status: plan.story.status,
+                });
+            }
+            plan_render(
+                &plan.story,
+                &plan.scenes,
+                &plan.prompts,
+                stage,
+                options,
+                || JobId::from_ulid(ids.new_id()),
+                now,
+            )
+        });
+        let request = MoveRequest {
+            owner: owner.clone(),
+            story: story.clone(),
+            to: stage.rendering_status(),
+            mover: match stage {
+                RenderStage::Preview => Mover::GeneratePreview,
+                RenderStage::Final => Mover::RenderFinal,
+            },
+            actor: Actor::User(owner.clone()),
+            reason: None,
+            expected_version,
+            at: now,
+        };
+        let (story, jobs) = self.jobs.start_render(request, build).await?;
+        for job in jobs.iter().filter(|j| j.renders_a_clip()) {
+            self.enqueue(job).await?;
+        }
+        Ok((story, jobs))
+    }
+
+    /// `scenes/{id}/generate`: renders one scene's selected prompts on its own.
+    pub async fn generate_scene(&self, owner: &UserId, scene: &SceneId, options: RenderOptions) -> Result<Job> {
+        let scene = self.plans.scene(owner, scene).await?;
+        let plan = self.plans.story_plan(owner, &scene.story).await?;
+        let scene = plan.scenes.iter().find(|s| s.id == scene.id).ok_or(Error::NotFound)?;
+        let clip = ClipSpec::of_scene(scene, &plan.prompts, plan.story.fps.get())?;
+        self.single(&plan.story, &scene.id, clip, JobKind::SceneGenerate, options).await
+    }
+
+    /// `prompts/{id}/test`: renders one prompt (selected or not) as its scene's clip.
+    pub async fn test_prompt(&self, owner: &UserId, prompt: &PromptId, options: RenderOptions) -> Result<Job> {
+        let prompt = self.plans.prompt(owner, prompt).await?;
+        let plan = self.plans.story_plan(owner, &prompt.story).await?;
+        let scene = plan.scenes.iter().find(|s| s.id == prompt.scene).ok_or(Error::NotFound)?;
+        if !matches!(prompt.prompt_type, PromptType::Video | PromptType::Image) {
+            return Err(Error::Conflict {
+                detail: format!(
+                    "A {} prompt cannot be rendered on its own; test a video or image prompt.",
+                    prompt.prompt_type
+                ),
+                current_status: None,
+            });
+        }
+        let mut prompts: Vec<_> = plan.prompts.iter().filter(|p| p.id != prompt.id).cloned().collect();
+        // Rendered as if it were the scene's selected video prompt.
+        let mut as_video = prompt.clone();
+        as_video.prompt_type = PromptType::Video;
+        as_video.is_selected = true;
+        prompts.retain(|p| !(p.scene == scene.id && p.prompt_type == PromptType::Video && p.is_selected));
+        prompts.push(as_video);
+        let clip = ClipSpec::of_scene(scene, &prompts, plan.story.fps.get())?;
+        self.single(&plan.story, &scene.id, clip, JobKind::PromptTest, options).await
+    }
+
+    async fn single(
+        &self,
+        story: &Story,
+        scene: &SceneId,
+        clip: ClipSpec,
+        kind: JobKind,
+        options: RenderOptions,
+    ) -> Result<Job> {
+        let job =
+            single_clip_job(story, scene, clip, kind, options, JobId::from_ulid(self.ids.new_id()), self.clock.now());
+        self.jobs.create_job(&job).await?;
+        self.enqueue(&job).await?;
+        Ok(job)
+    }
+
+    /// One of `owner`'s jobs.
+    pub async fn get(&self, owner: &UserId, id: &JobId) -> Result<Job> {
+        self.jobs.job(owner, id).await
+    }
+
+    /// A page of `owner`'s jobs.
+    pub async fn list(&self, owner: &UserId, filter: &JobFilter, page: &PageRequest) -> Result<Page<Job>> {
+        self.jobs.list_jobs(owner, filter, page).await
+    }
+
+    /// Queues a failed or cancelled job again, with a fresh set of attempts.
+    pub async fn retry(&self, owner: &UserId, id: &JobId) -> Result<Job> {
+        for _ in 0..RACE_ATTEMPTS {
+            let job = self.jobs.job(owner, id).await?;
+            let next = job.retried(self.clock.now()).map_err(|r| refused(r, "retried"))?;
+            if let Committed::Done(_) = self.jobs.commit_jobs(vec![next.clone()], None).await? {
+                if next.waiting_for == 0 {
+                    self.enqueue(&next).await?;
+                }
+                return Ok(next);
+            }
+        }
+        Err(busy())
+    }
+
+    /// Cancels a queued, running or waiting job. A render job takes its render down with it: the
+    /// render's other queued jobs are cancelled and the story fails with the reason.
+    pub async fn cancel(&self, owner: &UserId, id: &JobId) -> Result<Job> {
+        for _ in 0..RACE_ATTEMPTS {
+            let now = self.clock.now();
+            let job = self.jobs.job(owner, id).await?;
+            let cancelled = job.cancelled(now).map_err(|r| refused(r, "cancelled"))?;
+            let mut writes = vec![cancelled.clone()];
+            let mut effect = None;
+            if let Some(render) = job.render.as_ref().filter(|_| job.compose_job.is_some() || job.composes()) {
+                writes.extend(called_off(&job, &self.jobs.story_jobs(&job.story).await?, now));
+                effect = Some(StoryEffect {
+                    owner: owner.clone(),
+                    story: job.story.clone(),
+                    from: render.stage.rendering_status(),
+                    to: StoryStatus::Failed,
+                    mover: Mover::User,
+                    actor: Actor::User(owner.clone()),
+                    reason: Reason::parse(&format!("The {} render was cancelled (job {}).", render.stage, job.id)).ok(),
+                    media: None,
+                    at: now,
+                });
+            }
+            if let Committed::Done(_) = self.jobs.commit_jobs(writes, effect).await? {
+                return Ok(cancelled);
+            }
+        }
+        Err(busy())
+    }
+
+    /// `owner`'s figures.
+    pub async fn statistics(&self, owner: &UserId) -> Result<JobStatistics> {
+        Ok(JobStatistics::from_jobs(&self.jobs.owner_jobs(owner).await?))
+    }
+}
+
+fn busy() -> Error {
+    Error::Conflict {
+        detail: "The job is being changed by other requests right now; try again.".into(),
+        current_status: None,
+    }
+}
+
+/// What `jobs/statistics/` reports.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct JobStatistics {
+    /// How many jobs.
+    pub total_jobs: u64,
+    /// Count per status (every status, zeros included).
+    pub by_status: BTreeMap<&'static str, u64>,
+    /// Count per kind (kinds in use).
+    pub by_kind: BTreeMap<&'static str, u64>,
+    /// Count per provider (providers in use).
+    pub by_provider: BTreeMap<&'static str, u64>,
+    /// Seconds of clips rendered by succeeded clip jobs.
+    pub seconds_rendered: f64,
+    /// Money spent: the recorded cost of every job.
+    pub cost_usd: f64,
+    /// Succeeded ÷ (succeeded + failed); null before any job finished.
+    pub success_rate: Option<f64>,
+    /// Mean time from start to finish of succeeded jobs, in seconds; null before any.
+    pub mean_processing_seconds: Option<f64>,
+}
+
+impl JobStatistics {
+    /// Folds jobs into the figures.
+    pub fn from_jobs(jobs: &[Job]) -> Self {
+        let mut stats = JobStatistics {
+            total_jobs: jobs.len() as u64,
+            by_status: JobStatus::ALL.iter().map(|s| (s.as_str(), 0)).collect(),
+            by_kind: BTreeMap::new(),
+            by_provider: BTreeMap::new(),
+            seconds_rendered: 0.0,
+            cost_usd: 0.0,
+            success_rate: None,
+            mean_processing_seconds: None,
+        };
+        let (mut succeeded, mut failed, mut busy_seconds) = (0u64, 0u64, 0.0);
+        for job in jobs {
+            *stats.by_status.entry(job.status.as_str()).or_default() += 1;
+            *stats.by_kind.entry(job.kind.as_str()).or_default() += 1;
+            *stats.by_provider.entry(AiProvider::as_str(job.provider)).or_default() += 1;
+            stats.cost_usd += job.cost_usd;
+            match job.status {
+                JobStatus::Succeeded => {
+                    succeeded += 1;
+                    if job.renders_a_clip() {
+                        stats.seconds_rendered += job.result.as_ref().map_or(0.0, |m| m.duration_seconds);
+                    }
+                    if let (Some(start), Some(end)) = (job.started_at, job.finished_at) {
+                        busy_seconds += (end - start).num_milliseconds() as f64 / 1000.0;
+                    }
+                }
+                JobStatus::Failed => failed += 1,
+                _ => {}
+            }
+        }
+        stats.cost_usd = (stats.cost_usd * 10_000.0).round() / 10_000.0;
+        stats.seconds_rendered = (stats.seconds_rendered * 1000.0).round() / 1000.0;
+        if succeeded + failed > 0 {
+            stats.success_rate = Some(succeeded as f64 / (succeeded + failed) as f64);
+        }
+        if succeeded > 0 {
+            stats.mean_processing_seconds = Some(((busy_seconds / succeeded as f64) * 1000.0).round() / 1000.0);
+        }
+        stats
+    }
+}

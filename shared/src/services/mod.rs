@@ -1,0 +1,9 @@
+//! The use cases, written once against the ports.
+
+mod jobs;
+mod plan;
+mod stories;
+
+pub use jobs::{JobService, JobStatistics};
+pub use plan::{GeneratedPrompts, PlanService, PromptWriter, WriterChoice, WriterError};
+pub use stories::StoryService;

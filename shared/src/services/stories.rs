@@ -1,0 +1,116 @@
+//! Story use cases: create, read, edit, delete, move, lock, history and figures.
+
+use std::sync::Arc;
+
+use crate::domain::error::Result;
+use crate::domain::ids::{Actor, StoryId, UserId};
+use crate::domain::pagination::{Page, PageRequest};
+use crate::domain::state_machine::{Mover, StoryStatus};
+use crate::domain::statistics::StoryStatistics;
+use crate::domain::story::{NewStory, Story, StoryEdit};
+use crate::domain::transition::StoryStateTransition;
+use crate::domain::values::Reason;
+use crate::ports::{Clock, IdGenerator, MoveRequest, StoryFilter, StoryStore};
+
+/// The Stories use cases.
+#[derive(Clone)]
+pub struct StoryService {
+    store: Arc<dyn StoryStore>,
+    clock: Arc<dyn Clock>,
+    ids: Arc<dyn IdGenerator>,
+}
+
+impl StoryService {
+    /// Wires the use cases to their ports.
+    pub fn new(store: Arc<dyn StoryStore>, clock: Arc<dyn Clock>, ids: Arc<dyn IdGenerator>) -> Self {
+        Self { store, clock, ids }
+    }
+
+    /// Creates a DRAFT story owned by `owner`.
+    pub async fn create(&self, owner: &UserId, new: NewStory) -> Result<Story> {
+        let story = Story::create(StoryId::from_ulid(self.ids.new_id()), owner.clone(), new, self.clock.now());
+        self.store.create_story(&story).await?;
+        Ok(story)
+    }
+
+    /// One of `owner`'s stories.
+    pub async fn get(&self, owner: &UserId, id: &StoryId) -> Result<Story> {
+        self.store.story(owner, id).await
+    }
+
+    /// A page of `owner`'s stories.
+    pub async fn list(&self, owner: &UserId, filter: &StoryFilter, page: &PageRequest) -> Result<Page<Story>> {
+        self.store.list_stories(owner, filter, page).await
+    }
+
+    /// Changes writable fields (PUT/PATCH).
+    pub async fn edit(
+        &self,
+        owner: &UserId,
+        id: &StoryId,
+        edit: StoryEdit,
+        expected_version: Option<u64>,
+    ) -> Result<Story> {
+        if edit.is_empty() {
+            // Nothing to write: answer with the story as it is, after the same checks.
+            let story = self.store.story(owner, id).await?;
+            story.check_version(expected_version)?;
+            return Ok(story);
+        }
+        self.store.edit_story(owner, id, edit, expected_version, self.clock.now()).await
+    }
+
+    /// Deletes a story with everything that belongs to it.
+    pub async fn delete(&self, owner: &UserId, id: &StoryId, expected_version: Option<u64>) -> Result<()> {
+        self.store.delete_story(owner, id, expected_version).await
+    }
+
+    /// The owner asks to move the story through `transition/`.
+    pub async fn transition(
+        &self,
+        owner: &UserId,
+        id: &StoryId,
+        to: StoryStatus,
+        reason: Option<Reason>,
+        expected_version: Option<u64>,
+    ) -> Result<Story> {
+        self.store
+            .move_story(MoveRequest {
+                owner: owner.clone(),
+                story: id.clone(),
+                to,
+                mover: Mover::User,
+                actor: Actor::User(owner.clone()),
+                reason,
+                expected_version,
+                at: self.clock.now(),
+            })
+            .await
+    }
+
+    /// Locks (`true`) or unlocks the plan.
+    pub async fn set_lock(
+        &self,
+        owner: &UserId,
+        id: &StoryId,
+        locked: bool,
+        expected_version: Option<u64>,
+    ) -> Result<Story> {
+        self.store.set_lock(owner, id, locked, expected_version, self.clock.now()).await
+    }
+
+    /// The story's history.
+    pub async fn history(
+        &self,
+        owner: &UserId,
+        id: &StoryId,
+        page: &PageRequest,
+    ) -> Result<Page<StoryStateTransition>> {
+        self.store.transitions(owner, id, page).await
+    }
+
+    /// The owner's figures.
+    pub async fn statistics(&self, owner: &UserId) -> Result<StoryStatistics> {
+        self.store.story_statistics(owner).await
+    }
+}
