@@ -1,0 +1,82 @@
+//! The Jobs Lambda: the owner's jobs, one job, retry, cancel and figures (SPEC §5, Jobs group).
+
+use axum::Router;
+use axum::extract::{OriginalUri, Path, State};
+use axum::http::HeaderMap;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post};
+use shared::domain::ids::JobId;
+use shared::domain::job::Job;
+use shared::http::etag::with_etag;
+use shared::http::jobs::{accepted, job_filter, job_view};
+use shared::http::json::JsonObject;
+use shared::http::{AppState, Caller, Listing, QueryParams, api, job_media_keys, route, views};
+use shared::{Error, FieldErrors};
+
+/// The Jobs routes.
+pub fn routes() -> Router<AppState> {
+    let r = Router::new();
+    let r = route(r, "/jobs/", get(list));
+    let r = route(r, "/jobs/statistics/", get(statistics));
+    let r = route(r, "/jobs/{id}/", get(retrieve));
+    let r = route(r, "/jobs/{id}/retry/", post(retry));
+    route(r, "/jobs/{id}/cancel/", post(cancel))
+}
+
+/// The Jobs Lambda's whole router.
+pub fn router(state: AppState) -> Router {
+    api(routes(), state)
+}
+
+fn job_id(raw: &str) -> Result<JobId, Error> {
+    JobId::parse(raw).ok_or(Error::NotFound)
+}
+
+async fn one(state: &AppState, job: &Job) -> Response {
+    with_etag(job.version, axum::Json(job_view(state, job).await))
+}
+
+async fn list(
+    State(state): State<AppState>,
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> Result<Response, Error> {
+    let query = QueryParams::from_uri(&uri);
+    let mut errors = FieldErrors::new();
+    let filter = job_filter(&query, &mut errors);
+    let orderings = [("created_at", false), ("-created_at", true)];
+    let (listing, _) = Listing::parse(&query, &state.cursors, &caller.user, "jobs".into(), &orderings, errors)?;
+    let page = state.jobs.list(&caller.user, &filter, &listing.page).await?;
+    let links = state.links(job_media_keys(&page.items)).await;
+    Ok(listing.respond(page, &state.cursors, &uri, &headers, |j| views::job(&j, &links)))
+}
+
+async fn retrieve(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, Error> {
+    Ok(one(&state, &state.jobs.get(&caller.user, &job_id(&id)?).await?).await)
+}
+
+/// `retry/`: a failed or cancelled job queued again with fresh attempts; 202 with the job.
+async fn retry(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonObject(_): JsonObject,
+) -> Result<Response, Error> {
+    let job = state.jobs.retry(&caller.user, &job_id(&id)?).await?;
+    Ok(accepted(&state, None, &[job]).await)
+}
+
+/// `cancel/`: 200 with the cancelled job.
+async fn cancel(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(id): Path<String>,
+    JsonObject(_): JsonObject,
+) -> Result<Response, Error> {
+    Ok(one(&state, &state.jobs.cancel(&caller.user, &job_id(&id)?).await?).await)
+}
+
+async fn statistics(State(state): State<AppState>, caller: Caller) -> Result<Response, Error> {
+    Ok(axum::Json(state.jobs.statistics(&caller.user).await?).into_response())
+}
