@@ -1,0 +1,457 @@
+//! The render pipeline end to end, on the backend the tests run on: a story becomes a preview and
+//! a final video through the real worker, the `local` provider and ffmpeg, checked with ffprobe;
+//! duplicate and concurrent deliveries, a worker killed mid-job, failing and flaky scenes.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use axum::http::StatusCode;
+use serde_json::{Value, json};
+use shared::adapters::ffmpeg::Ffmpeg;
+use shared::adapters::local_provider::LocalProvider;
+use shared::domain::values::AiProvider;
+use shared::ports::{ClipRequest, Delivery, Handled, ProviderError, TaskState, VideoProvider, consume_once};
+use shared::worker::Worker;
+use support::TestApp;
+
+const API: &str = "/api/ai-video";
+
+async fn app() -> TestApp {
+    TestApp::with(&[], |c| {
+        c.worker.poll_ms = 100;
+        c.worker.lease_seconds = 3;
+    })
+    .await
+}
+
+/// A 6 s, 24 fps, 640x360 story on the `local` provider, planned with `scenes` scenes.
+async fn planned_story(app: &TestApp, user: &str, scenes: u32) -> String {
+    let body = json!({"title": "Lighthouse", "description": "A keeper and a storm.", "duration_seconds": 6,
+                      "fps": 24, "resolution": "640x360", "ai_provider": "local"});
+    let id = app.create_story(user, body).await;
+    let bulk = app.post(&format!("{API}/stories/{id}/scenes/bulk/"), user, json!({"scene_count": scenes})).await;
+    assert_eq!(bulk.status, StatusCode::CREATED, "{:?}", bulk.body);
+    let planned = app.transition(&id, user, "PLANNED").await;
+    assert_eq!(planned.status, StatusCode::OK, "{:?}", planned.body);
+    id
+}
+
+/// Runs the worker over the queue, each delivery handled `copies` times at once, until the story
+/// is `status` (panics on a different end, or after a minute).
+async fn work_until(app: &TestApp, worker: &Worker, copies: usize, story: &str, status: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let handler = |delivery: Delivery| async move {
+            let runs = (0..copies).map(|_| worker.handle(&delivery));
+            let outcomes = join_all(runs).await;
+            outcomes.into_iter().find(|o| matches!(o, Handled::Failed { .. })).unwrap_or(Handled::Done)
+        };
+        consume_once(app.state.inbox.as_ref(), 10, Duration::from_secs(2), handler).await.unwrap();
+        let current = app.get(&format!("{API}/stories/{story}/"), "alice").await.body;
+        if current["status"] == status {
+            return current;
+        }
+        assert!(
+            current["status"] != "FAILED",
+            "the story failed while waiting for {status}: {}",
+            current["failure_reason"]
+        );
+        assert!(started.elapsed() < Duration::from_secs(90), "still {} after 90 s", current["status"]);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// One round of the worker over the queue.
+async fn step(app: &TestApp) {
+    let worker = app.state.worker.clone();
+    consume_once(app.state.inbox.as_ref(), 10, Duration::from_secs(2), |d| {
+        let worker = worker.clone();
+        async move { worker.handle(&d).await }
+    })
+    .await
+    .unwrap();
+}
+
+/// Polls several futures to completion concurrently (no extra dependency for `join_all`).
+async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let handles: Vec<_> = futures.map(Box::pin).collect();
+    let mut outputs = Vec::with_capacity(handles.len());
+    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (i, slot) in pending.iter_mut().enumerate() {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(out) => {
+                        results[i] = Some(out);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+    })
+    .await;
+    outputs.extend(results.into_iter().map(Option::unwrap));
+    outputs
+}
+
+/// The bytes behind a media link: the embedded media route, or the presigned S3 URL.
+async fn download(app: &TestApp, url: &str) -> Vec<u8> {
+    if let Some(path) = url.strip_prefix("http://127.0.0.1:3000") {
+        let reply = app.router.clone();
+        let response =
+            tower::ServiceExt::oneshot(reply, axum::http::Request::get(path).body(axum::body::Body::empty()).unwrap())
+                .await
+                .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        return http_body_util::BodyExt::collect(response.into_body()).await.unwrap().to_bytes().to_vec();
+    }
+    assert!(url.starts_with("http://127.0.0.1"), "only loopback is ever contacted: {url}");
+    let response = reqwest::get(url).await.unwrap();
+    assert_eq!(response.status(), 200);
+    response.bytes().await.unwrap().to_vec()
+}
+
+async fn probe(bytes: &[u8], dir: &Path, name: &str) -> shared::adapters::ffmpeg::Probe {
+    let file = dir.join(name);
+    std::fs::write(&file, bytes).unwrap();
+    Ffmpeg::locate().unwrap().probe(&file).await.unwrap()
+}
+
+async fn jobs_of(app: &TestApp, story: &str) -> Vec<Value> {
+    let reply = app.get(&format!("{API}/stories/{story}/jobs/?page_size=100"), "alice").await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+    reply.body["results"].as_array().unwrap().clone()
+}
+
+async fn transitions_to(app: &TestApp, story: &str, to: &str) -> usize {
+    let reply = app.get(&format!("{API}/stories/{story}/transitions/?page_size=100"), "alice").await;
+    reply.body["results"].as_array().unwrap().iter().filter(|t| t["to"] == to).count()
+}
+
+#[tokio::test]
+async fn a_story_becomes_a_preview_then_a_final_video_that_ffprobe_accepts() {
+    let app = app().await;
+    let story = planned_story(&app, "alice", 3).await;
+    let started = Instant::now();
+
+    let preview = app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await;
+    assert_eq!(preview.status, StatusCode::ACCEPTED, "{:?}", preview.body);
+    assert_eq!(preview.body["story"]["status"], "PREVIEWING");
+    assert_eq!(preview.body["story"]["is_locked"], true);
+    let jobs = preview.body["jobs"].as_array().unwrap();
+    assert_eq!(jobs.len(), 4, "three scene jobs and the compose job");
+    assert_eq!(jobs.iter().filter(|j| j["kind"] == "scene_preview").count(), 3);
+    assert_eq!(jobs[3]["kind"], "preview_compose");
+    assert_eq!(jobs[3]["waiting_for"], 3);
+    // The plan is locked while rendering.
+    let scenes = app.get(&format!("{API}/scenes/?story={story}"), "alice").await.body;
+    let scene = scenes["results"][0]["id"].as_str().unwrap();
+    assert_eq!(
+        app.patch(&format!("{API}/scenes/{scene}/"), "alice", json!({"title": "x"})).await.status,
+        StatusCode::CONFLICT
+    );
+
+    let ready = work_until(&app, &app.state.worker, 1, &story, "PREVIEW_READY").await;
+    assert_eq!(ready["is_locked"], true, "the previewed plan stays locked until the owner revises it");
+    let dir = tempfile::tempdir().unwrap();
+    let bytes = download(&app, ready["preview"]["url"].as_str().unwrap()).await;
+    let watched = probe(&bytes, dir.path(), "preview.mp4").await;
+    // A low-quality preview is half the story's size, the full length.
+    assert_eq!((watched.width, watched.height), (320, 180));
+    assert!((watched.duration_seconds - 6.0).abs() <= 1.0 / 24.0, "{watched:?}");
+
+    let fin = app.post(&format!("{API}/stories/{story}/render_final/"), "alice", json!({"quality": "high"})).await;
+    assert_eq!(fin.status, StatusCode::ACCEPTED, "{:?}", fin.body);
+    assert_eq!(fin.body["story"]["status"], "FINALIZING");
+    let done = work_until(&app, &app.state.worker, 1, &story, "COMPLETED").await;
+    let elapsed = started.elapsed();
+    assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
+
+    let video = &done["final"];
+    assert_eq!(
+        (video["width"].as_u64(), video["height"].as_u64(), video["fps"].as_u64()),
+        (Some(640), Some(360), Some(24))
+    );
+    assert!(video["expires_at"].is_string());
+    let bytes = download(&app, video["url"].as_str().unwrap()).await;
+    assert_eq!(bytes.len() as u64, video["size_bytes"].as_u64().unwrap());
+    let watched = probe(&bytes, dir.path(), "final.mp4").await;
+    assert!((watched.duration_seconds - 6.0).abs() <= 1.0 / 24.0, "6 s within a frame: {watched:?}");
+    assert_eq!((watched.width, watched.height), (640, 360));
+    assert!((watched.fps - 24.0).abs() < 0.01, "{watched:?}");
+    assert_eq!(watched.codec, "h264");
+    assert_eq!(watched.frames, 144);
+
+    // Every job succeeded once; the figures add up.
+    let jobs = jobs_of(&app, &story).await;
+    assert_eq!(jobs.len(), 8);
+    assert!(jobs.iter().all(|j| j["status"] == "succeeded" && j["attempts"] == 1), "{jobs:#?}");
+    let stats = app.get(&format!("{API}/jobs/statistics/"), "alice").await.body;
+    assert_eq!(stats["by_status"]["succeeded"], 8);
+    assert_eq!(stats["success_rate"], 1.0);
+    assert!((stats["seconds_rendered"].as_f64().unwrap() - 12.0).abs() < 0.2, "{stats}");
+    // Nobody else sees any of it.
+    assert_eq!(app.get(&format!("{API}/stories/{story}/jobs/"), "mallory").await.status, StatusCode::NOT_FOUND);
+    let job = jobs[0]["id"].as_str().unwrap();
+    assert_eq!(app.get(&format!("{API}/jobs/{job}/"), "mallory").await.status, StatusCode::NOT_FOUND);
+    assert_eq!(app.get(&format!("{API}/jobs/"), "mallory").await.body["results"], json!([]));
+}
+
+/// The local provider, counting submissions.
+struct Counting {
+    inner: LocalProvider,
+    submissions: AtomicUsize,
+}
+
+#[async_trait]
+impl VideoProvider for Counting {
+    async fn submit(&self, request: &ClipRequest) -> Result<String, ProviderError> {
+        self.submissions.fetch_add(1, Ordering::SeqCst);
+        self.inner.submit(request).await
+    }
+    async fn poll(&self, task_id: &str, request: &ClipRequest) -> Result<TaskState, ProviderError> {
+        self.inner.poll(task_id, request).await
+    }
+    async fn fetch(&self, output: &str, dest: &Path) -> Result<(), ProviderError> {
+        self.inner.fetch(output, dest).await
+    }
+}
+
+fn local(app: &TestApp) -> LocalProvider {
+    LocalProvider::new(Ffmpeg::locate().unwrap(), &app.dir.path().join("provider-work"))
+}
+
+#[tokio::test]
+async fn every_message_delivered_three_times_at_once_still_renders_and_charges_once() {
+    let app = app().await;
+    let counting = Arc::new(Counting { inner: local(&app), submissions: AtomicUsize::new(0) });
+    let worker = app.state.worker.as_ref().clone().with_provider(AiProvider::Local, counting.clone());
+    let story = planned_story(&app, "alice", 3).await;
+
+    assert_eq!(
+        app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await.status,
+        StatusCode::ACCEPTED
+    );
+    work_until(&app, &worker, 3, &story, "PREVIEW_READY").await;
+    assert_eq!(
+        app.post(&format!("{API}/stories/{story}/render_final/"), "alice", json!({})).await.status,
+        StatusCode::ACCEPTED
+    );
+    work_until(&app, &worker, 3, &story, "COMPLETED").await;
+
+    assert_eq!(counting.submissions.load(Ordering::SeqCst), 6, "one submission per clip job");
+    let jobs = jobs_of(&app, &story).await;
+    let clips: Vec<_> = jobs.iter().filter(|j| j["kind"] == "scene_preview" || j["kind"] == "scene_final").collect();
+    assert!(clips.iter().all(|j| j["attempts"] == 1 && j["status"] == "succeeded"));
+    if support::backend() == "embedded" {
+        let stored = std::fs::read_dir(app.dir.path().join(format!("media/stories/{story}/clips"))).unwrap().count();
+        assert_eq!(stored, 6, "one media object per clip");
+    }
+    assert_eq!(transitions_to(&app, &story, "PREVIEW_READY").await, 1);
+    assert_eq!(transitions_to(&app, &story, "COMPLETED").await, 1);
+}
+
+/// A provider that never answers a submission: the worker holding the job is as good as dead.
+struct Stalling;
+
+#[async_trait]
+impl VideoProvider for Stalling {
+    async fn submit(&self, _: &ClipRequest) -> Result<String, ProviderError> {
+        std::future::pending().await
+    }
+    async fn poll(&self, _: &str, _: &ClipRequest) -> Result<TaskState, ProviderError> {
+        std::future::pending().await
+    }
+    async fn fetch(&self, _: &str, _: &Path) -> Result<(), ProviderError> {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test]
+async fn a_job_whose_worker_died_completes_exactly_once_after_its_lease() {
+    let app = app().await;
+    let story = planned_story(&app, "alice", 3).await;
+    assert_eq!(
+        app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await.status,
+        StatusCode::ACCEPTED
+    );
+
+    // A worker takes one message, claims its job and dies before finishing (its future is dropped;
+    // the message is never settled).
+    let doomed = app.state.worker.as_ref().clone().with_provider(AiProvider::Local, Arc::new(Stalling));
+    let taken = app.state.inbox.receive_batch(1, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(taken.len(), 1);
+    assert!(tokio::time::timeout(Duration::from_millis(500), doomed.handle(&taken[0])).await.is_err());
+    let jobs = jobs_of(&app, &story).await;
+    let held: Vec<_> = jobs.iter().filter(|j| j["status"] == "running").collect();
+    assert_eq!(held.len(), 1, "the dead worker's claim holds the job: {jobs:#?}");
+    let held_id = held[0]["id"].clone();
+
+    work_until(&app, &app.state.worker, 1, &story, "PREVIEW_READY").await;
+    let jobs = jobs_of(&app, &story).await;
+    let job = jobs.iter().find(|j| j["id"] == held_id).unwrap();
+    assert_eq!((job["status"].as_str(), job["attempts"].as_u64()), (Some("succeeded"), Some(1)), "{job:#?}");
+    assert_eq!(transitions_to(&app, &story, "PREVIEW_READY").await, 1);
+}
+
+/// Sets `parameters` on the selected video prompt of the story's scene `order`.
+async fn set_parameters(app: &TestApp, story: &str, order: u64, parameters: Value) {
+    let scenes = app.get(&format!("{API}/scenes/?story={story}"), "alice").await.body;
+    let scene = scenes["results"].as_array().unwrap().iter().find(|s| s["order"] == order).unwrap()["id"].clone();
+    let prompts = app.get(&format!("{API}/prompts/?scene={}", scene.as_str().unwrap()), "alice").await.body;
+    let prompt = prompts["results"][0]["id"].as_str().unwrap().to_owned();
+    let reply = app.patch(&format!("{API}/prompts/{prompt}/"), "alice", json!({"parameters": parameters})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
+}
+
+#[tokio::test]
+async fn a_failing_scene_fails_the_story_with_a_reason_and_its_job_can_be_retried() {
+    let app = app().await;
+    let id = app
+        .create_story("alice", json!({"title": "Storm", "duration_seconds": 6, "fps": 12, "resolution": "320x240"}))
+        .await;
+    app.post(&format!("{API}/stories/{id}/scenes/bulk/"), "alice", json!({"scene_count": 3})).await;
+    set_parameters(&app, &id, 1, json!({"simulate": "fail"})).await;
+    assert_eq!(app.transition(&id, "alice", "PLANNED").await.status, StatusCode::OK);
+    assert_eq!(
+        app.post(&format!("{API}/stories/{id}/generate_preview/"), "alice", json!({})).await.status,
+        StatusCode::ACCEPTED
+    );
+
+    let started = Instant::now();
+    let story = loop {
+        step(&app).await;
+        let story = app.get(&format!("{API}/stories/{id}/"), "alice").await.body;
+        if story["status"] == "FAILED" {
+            break story;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{story}");
+    };
+    let reason = story["failure_reason"].as_str().unwrap();
+    assert!(reason.contains("Scene 2") && reason.contains("simulate: fail"), "{reason}");
+
+    let jobs = jobs_of(&app, &id).await;
+    let failed: Vec<_> = jobs.iter().filter(|j| j["status"] == "failed").collect();
+    assert_eq!(failed.len(), 1, "{jobs:#?}");
+    assert!(failed[0]["error"].as_str().unwrap().contains("simulated_failure"));
+    assert_eq!(failed[0]["attempts"], 1, "a permanent failure is not retried by the worker");
+    let compose = jobs.iter().find(|j| j["kind"] == "preview_compose").unwrap();
+    assert_eq!(compose["status"], "cancelled", "the render is called off");
+
+    // The owner retries the job: queued again with fresh attempts (a succeeded one cannot be).
+    let job = failed[0]["id"].as_str().unwrap();
+    let retried = app.post(&format!("{API}/jobs/{job}/retry/"), "alice", json!({})).await;
+    assert_eq!(retried.status, StatusCode::ACCEPTED, "{:?}", retried.body);
+    assert_eq!(
+        (retried.body["jobs"][0]["status"].as_str(), retried.body["jobs"][0]["attempts"].as_u64()),
+        (Some("queued"), Some(0))
+    );
+    assert_eq!(app.post(&format!("{API}/jobs/{job}/retry/"), "alice", json!({})).await.status, StatusCode::CONFLICT);
+    assert_eq!(app.post(&format!("{API}/jobs/{job}/retry/"), "mallory", json!({})).await.status, StatusCode::NOT_FOUND);
+    let cancelled = app.post(&format!("{API}/jobs/{job}/cancel/"), "alice", json!({})).await;
+    assert_eq!((cancelled.status, cancelled.body["status"].as_str()), (StatusCode::OK, Some("cancelled")));
+    assert_eq!(app.post(&format!("{API}/jobs/{job}/cancel/"), "alice", json!({})).await.status, StatusCode::CONFLICT);
+}
+
+#[tokio::test]
+async fn a_flaky_scene_is_retried_with_backoff_and_a_slow_one_is_polled_until_done() {
+    let app = app().await;
+    let id = app
+        .create_story("alice", json!({"title": "Tide", "duration_seconds": 6, "fps": 12, "resolution": "320x240"}))
+        .await;
+    app.post(&format!("{API}/stories/{id}/scenes/bulk/"), "alice", json!({"scene_count": 3})).await;
+    set_parameters(&app, &id, 0, json!({"simulate": "flaky"})).await;
+    set_parameters(&app, &id, 2, json!({"simulate": "slow", "simulate_seconds": 1})).await;
+    assert_eq!(app.transition(&id, "alice", "PLANNED").await.status, StatusCode::OK);
+    assert_eq!(
+        app.post(&format!("{API}/stories/{id}/generate_preview/"), "alice", json!({})).await.status,
+        StatusCode::ACCEPTED
+    );
+    work_until(&app, &app.state.worker, 1, &id, "PREVIEW_READY").await;
+    let jobs = jobs_of(&app, &id).await;
+    let attempts: Vec<_> =
+        jobs.iter().filter(|j| j["kind"] == "scene_preview").map(|j| j["attempts"].as_u64().unwrap()).collect();
+    assert_eq!(attempts, vec![2, 1, 1], "the flaky scene took a second attempt");
+}
+
+#[tokio::test]
+async fn renders_start_only_from_their_status_and_bad_options_are_named() {
+    let app = app().await;
+    let id = app.create_story("alice", json!({"title": "Early"})).await;
+    let early = app.post(&format!("{API}/stories/{id}/generate_preview/"), "alice", json!({})).await;
+    assert_eq!((early.status, early.body["current_status"].as_str()), (StatusCode::CONFLICT, Some("DRAFT")));
+    let story = planned_story(&app, "alice", 3).await;
+    let final_first = app.post(&format!("{API}/stories/{story}/render_final/"), "alice", json!({})).await;
+    assert_eq!(final_first.status, StatusCode::CONFLICT);
+    let bad = app
+        .post(
+            &format!("{API}/stories/{story}/generate_preview/"),
+            "alice",
+            json!({"quality": "ultra", "watermark": "yes"}),
+        )
+        .await;
+    assert_eq!(bad.status, StatusCode::BAD_REQUEST);
+    assert!(bad.body["quality"].is_array() && bad.body["watermark"].is_array(), "{:?}", bad.body);
+    assert_eq!(app.get(&format!("{API}/stories/{story}/"), "alice").await.body["status"], "PLANNED", "nothing written");
+    assert_eq!(
+        app.post(&format!("{API}/stories/{story}/generate_preview/"), "mallory", json!({})).await.status,
+        StatusCode::NOT_FOUND
+    );
+    // Two at once: exactly one starts the render.
+    let path = format!("{API}/stories/{story}/generate_preview/");
+    let (a, b) = tokio::join!(app.post(&path, "alice", json!({})), app.post(&path, "alice", json!({})));
+    let mut statuses = [a.status, b.status];
+    statuses.sort();
+    assert_eq!(statuses, [StatusCode::ACCEPTED, StatusCode::CONFLICT]);
+    assert_eq!(jobs_of(&app, &story).await.len(), 4, "one render's jobs, not two");
+}
+
+#[tokio::test]
+async fn a_scene_and_a_prompt_render_on_their_own() {
+    let app = app().await;
+    let story = planned_story(&app, "alice", 3).await;
+    let scenes = app.get(&format!("{API}/scenes/?story={story}"), "alice").await.body;
+    let scene = scenes["results"][1]["id"].as_str().unwrap().to_owned();
+    let generated = app.post(&format!("{API}/scenes/{scene}/generate/"), "alice", json!({})).await;
+    assert_eq!(generated.status, StatusCode::ACCEPTED, "{:?}", generated.body);
+    assert_eq!(generated.body["jobs"][0]["kind"], "scene_generate");
+    let prompts = app.get(&format!("{API}/prompts/?scene={scene}"), "alice").await.body;
+    let prompt = prompts["results"][0]["id"].as_str().unwrap().to_owned();
+    let tested = app.post(&format!("{API}/prompts/{prompt}/test/"), "alice", json!({})).await;
+    assert_eq!(tested.status, StatusCode::ACCEPTED, "{:?}", tested.body);
+    assert_eq!(
+        app.post(&format!("{API}/prompts/{prompt}/test/"), "mallory", json!({})).await.status,
+        StatusCode::NOT_FOUND
+    );
+
+    let started = Instant::now();
+    loop {
+        step(&app).await;
+        let jobs = jobs_of(&app, &story).await;
+        if jobs.len() == 2 && jobs.iter().all(|j| j["status"] == "succeeded") {
+            let url = jobs[0]["result"]["url"].as_str().unwrap().to_owned();
+            let dir = tempfile::tempdir().unwrap();
+            let clip = probe(&download(&app, &url).await, dir.path(), "clip.mp4").await;
+            assert_eq!((clip.width, clip.height), (640, 360));
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(60), "{jobs:#?}");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(
+        app.get(&format!("{API}/stories/{story}/"), "alice").await.body["status"],
+        "PLANNED",
+        "the story did not move"
+    );
+}
