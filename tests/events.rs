@@ -13,13 +13,16 @@ use axum::http::StatusCode;
 use chrono::Utc;
 use shared::adapters::embedded::EmbeddedStore;
 use shared::config::{AuthConfig, Config};
-use shared::domain::ids::{PromptId, SceneId, StoryId, UserId};
+use shared::domain::ids::{Actor, JobId, PromptId, SceneId, StoryId, UserId};
+use shared::domain::job::JobKind;
+use shared::domain::render::{ClipSpec, RenderOptions, single_clip_job};
+use shared::domain::state_machine::Mover;
 use shared::domain::prompt::{NewPrompt, PromptType};
 use shared::domain::scene::{NewScene, SceneDuration, SceneKind};
 use shared::domain::state_machine::StoryStatus;
 use shared::domain::story::{NewStory, Story};
-use shared::domain::values::{Description, PromptText, SceneTitle, Title};
-use shared::ports::{PlanStore, StoryStore};
+use shared::domain::values::{Description, DurationSeconds, PromptText, Resolution, SceneTitle, Title};
+use shared::ports::{JobStore, MoveRequest, PlanStore, StoryStore};
 use tower::ServiceExt;
 
 /// The secret the events' tokens are signed with (also in `events/env.json` for `sam local`).
@@ -28,6 +31,7 @@ const EVENT_SECRET: &str = "local-dev-secret";
 const EVENT_STORY: &str = "01JCZ5T8Y9E6K3W7QX4M2N1P0R";
 const EVENT_SCENE: &str = "01JCZ5T8Y9E6K3W7QX4M2N1P1S";
 const EVENT_PROMPT: &str = "01JCZ5T8Y9E6K3W7QX4M2N1P2T";
+const EVENT_JOB: &str = "01JCZ5T8Y9E6K3W7QX4M2N1P3V";
 
 /// What the store holds before an event arrives.
 #[derive(Clone, Copy)]
@@ -36,6 +40,12 @@ enum Seed {
     Story(StoryStatus),
     /// The story in PLANNING with one scene and its selected video prompt.
     Plan,
+    /// That plan, moved on to this status (through the real moves).
+    PlanIn(StoryStatus),
+    /// The plan with one queued job (`scenes/{id}/generate`).
+    Job,
+    /// The plan with that job cancelled.
+    CancelledJob,
 }
 
 /// (event, seed, expected HTTP status).
@@ -71,39 +81,89 @@ const EXPECTED: &[(&str, Seed, u16)] = &[
     ("prompts-replace", Seed::Plan, 200),
     ("prompts-delete", Seed::Plan, 204),
     ("prompts-select", Seed::Plan, 200),
+    ("prompts-test", Seed::Plan, 202),
+    ("scenes-generate", Seed::Plan, 202),
+    ("stories-generate-preview", Seed::PlanIn(StoryStatus::Planned), 202),
+    ("stories-render-final", Seed::PlanIn(StoryStatus::PreviewReady), 202),
+    ("stories-jobs", Seed::Job, 200),
+    ("jobs-list", Seed::Job, 200),
+    ("jobs-get", Seed::Job, 200),
+    ("jobs-statistics", Seed::Job, 200),
+    ("jobs-cancel", Seed::Job, 200),
+    ("jobs-retry", Seed::CancelledJob, 202),
 ];
 
 async fn seed(dir: &Path, seed: Seed) {
     let store = EmbeddedStore::open(dir).unwrap();
     let owner = UserId::parse("demo-user").unwrap();
-    let mut story = Story::create(
-        StoryId::parse(EVENT_STORY).unwrap(),
-        owner.clone(),
-        NewStory::titled(Title::parse("Seeded").unwrap()),
-        Utc::now(),
-    );
+    let mut new_story = NewStory::titled(Title::parse("Seeded").unwrap());
+    new_story.duration_seconds = Some(DurationSeconds::parse(5).unwrap());
+    new_story.resolution = Some(Resolution::parse("256x144").unwrap());
+    let mut story = Story::create(StoryId::parse(EVENT_STORY).unwrap(), owner.clone(), new_story, Utc::now());
     story.status = match seed {
         Seed::Story(status) => status,
-        Seed::Plan => StoryStatus::Planning,
+        _ => StoryStatus::Planning,
     };
     store.create_story(&story).await.unwrap();
-    if let Seed::Plan = seed {
-        let scene = NewScene {
+    if let Seed::Story(_) = seed {
+        return;
+    }
+    let scene = NewScene {
+        story: story.id.clone(),
+        order: None,
+        kind: SceneKind::Main,
+        title: SceneTitle::parse("Seeded scene").unwrap(),
+        description: Description::default(),
+        duration_seconds: SceneDuration::parse(5.0).unwrap(),
+    };
+    store.create_scenes(&owner, vec![(SceneId::parse(EVENT_SCENE).unwrap(), scene)], Utc::now()).await.unwrap();
+    let prompt = NewPrompt {
+        scene: SceneId::parse(EVENT_SCENE).unwrap(),
+        prompt_type: PromptType::Video,
+        text: PromptText::parse("A fox.").unwrap(),
+        parameters: serde_json::Map::new(),
+    };
+    store.create_prompt(&owner, PromptId::parse(EVENT_PROMPT).unwrap(), prompt, Utc::now()).await.unwrap();
+    let moves: &[(StoryStatus, Mover)] = match seed {
+        Seed::PlanIn(StoryStatus::Planned) => &[(StoryStatus::Planned, Mover::User)],
+        Seed::PlanIn(StoryStatus::PreviewReady) => &[
+            (StoryStatus::Planned, Mover::User),
+            (StoryStatus::Previewing, Mover::GeneratePreview),
+            (StoryStatus::PreviewReady, Mover::Worker),
+        ],
+        Seed::PlanIn(other) => panic!("no seed for {other}"),
+        _ => &[],
+    };
+    for (to, mover) in moves {
+        let request = MoveRequest {
+            owner: owner.clone(),
             story: story.id.clone(),
-            order: None,
-            kind: SceneKind::Main,
-            title: SceneTitle::parse("Seeded scene").unwrap(),
-            description: Description::default(),
-            duration_seconds: SceneDuration::parse(5.0).unwrap(),
+            to: *to,
+            mover: *mover,
+            actor: Actor::User(owner.clone()),
+            reason: None,
+            expected_version: None,
+            at: Utc::now(),
         };
-        store.create_scenes(&owner, vec![(SceneId::parse(EVENT_SCENE).unwrap(), scene)], Utc::now()).await.unwrap();
-        let prompt = NewPrompt {
-            scene: SceneId::parse(EVENT_SCENE).unwrap(),
-            prompt_type: PromptType::Video,
-            text: PromptText::parse("A fox.").unwrap(),
-            parameters: serde_json::Map::new(),
-        };
-        store.create_prompt(&owner, PromptId::parse(EVENT_PROMPT).unwrap(), prompt, Utc::now()).await.unwrap();
+        store.move_story(request).await.unwrap();
+    }
+    if let Seed::Job | Seed::CancelledJob = seed {
+        let plan = store.story_plan(&owner, &story.id).await.unwrap();
+        let clip = ClipSpec::of_scene(&plan.scenes[0], &plan.prompts, 24).unwrap();
+        let mut job = single_clip_job(
+            &plan.story,
+            &plan.scenes[0].id,
+            clip,
+            JobKind::SceneGenerate,
+            RenderOptions::preview_defaults(),
+            JobId::parse(EVENT_JOB).unwrap(),
+            Utc::now(),
+        );
+        store.create_job(&job).await.unwrap();
+        if let Seed::CancelledJob = seed {
+            job = job.cancelled(Utc::now()).unwrap();
+            store.commit_jobs(vec![job], None).await.unwrap();
+        }
     }
 }
 
@@ -119,6 +179,7 @@ async fn function_router(event: &str, data_dir: &Path) -> Router {
         "stories" => stories::router(state),
         "scenes" => scenes::router(state),
         "prompts" => prompts::router(state),
+        "jobs" => jobs::router(state),
         other => panic!("no function for events named {other}-*"),
     }
 }
@@ -136,7 +197,7 @@ async fn every_event_file_runs_through_its_functions_router() {
     let mut files: Vec<String> = std::fs::read_dir("events")
         .unwrap()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .filter(|n| n.ends_with(".json") && n != "env.json")
+        .filter(|n| n.ends_with(".json") && n != "env.json" && !n.starts_with("worker-"))
         .collect();
     files.sort();
     let mut expected: Vec<String> = EXPECTED.iter().map(|(n, _, _)| format!("{n}.json")).collect();
@@ -176,4 +237,44 @@ async fn list_links_use_the_api_gateway_host() {
     let reply = support::reply(function_router("stories-list", dir.path()).await.oneshot(request).await.unwrap()).await;
     let next = reply.body["next"].as_str().unwrap();
     assert!(next.starts_with("https://api.example.com/api/ai-video/stories/?"), "{next}");
+}
+
+/// The worker's events (`events/worker-*.json`, SQS batches as the event source mapping sends
+/// them) through the worker Lambda's handler on a seeded store.
+async fn run_worker_event(name: &str) -> (Vec<String>, shared::domain::job::Job) {
+    let dir = tempfile::tempdir().unwrap();
+    seed(dir.path(), Seed::Job).await;
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        auth: AuthConfig { secret: Some(EVENT_SECRET.to_owned()), ..AuthConfig::default() },
+        ..Config::default()
+    };
+    let state = shared::runtime::build_state(&config).await.unwrap();
+    let event: aws_lambda_events::event::sqs::SqsEvent =
+        serde_json::from_str(&std::fs::read_to_string(format!("events/{name}.json")).unwrap()).unwrap();
+    let response = worker::handle_batch(&state.worker, event).await;
+    let failed = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+    let job = state
+        .jobs
+        .get(&UserId::parse("demo-user").unwrap(), &JobId::parse(EVENT_JOB).unwrap())
+        .await
+        .unwrap();
+    (failed, job)
+}
+
+#[tokio::test]
+async fn the_worker_batch_event_renders_its_job() {
+    let (failed, job) = run_worker_event("worker-batch").await;
+    assert!(failed.is_empty(), "{failed:?}");
+    assert_eq!((job.status.to_string().as_str(), job.attempts), ("succeeded", 1), "{job:?}");
+    assert!(job.result.is_some());
+}
+
+#[tokio::test]
+async fn the_mixed_worker_batch_reports_only_its_poison_record() {
+    // The job twice (SQS delivers at least once), a record that is not a job message, and a
+    // message for a job that no longer exists.
+    let (failed, job) = run_worker_event("worker-mixed-batch").await;
+    assert_eq!(failed, vec!["msg-2".to_owned()]);
+    assert_eq!((job.status.to_string().as_str(), job.attempts), ("succeeded", 1), "rendered once: {job:?}");
 }
