@@ -13,7 +13,11 @@ use shared::http::AppState;
 /// The whole API: every function's routes behind the shared HTTP layer.
 pub fn app(state: AppState) -> Router {
     let local_media = state.local_media.clone();
-    let routes = stories::routes().merge(scenes::routes()).merge(prompts::routes()).merge(jobs::routes());
+    let routes = stories::routes()
+        .merge(scenes::routes())
+        .merge(prompts::routes())
+        .merge(jobs::routes())
+        .merge(providers::routes());
     let api = shared::http::api(routes, state);
     match local_media {
         // Downloads are authorised by the link's signature (as S3's presigned URLs are), not a token.

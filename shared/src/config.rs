@@ -75,6 +75,9 @@ pub struct Config {
     pub create_resources: bool,
     /// How the worker paces itself.
     pub worker: WorkerTuning,
+    /// `AIVIDEO_<PROVIDER>_BASE_URL` (`RUNWAY`, `LUMA`, `VEO`, `REPLICATE`, `FAL`, `STABILITY_AI`):
+    /// a provider's API elsewhere than its published address (a proxy, a regional endpoint).
+    pub provider_base_urls: std::collections::BTreeMap<crate::domain::values::AiProvider, String>,
 }
 
 /// The worker's pacing.
@@ -119,6 +122,7 @@ impl Default for Config {
             aws: AwsNames::default(),
             create_resources: false,
             worker: WorkerTuning::default(),
+            provider_base_urls: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -182,6 +186,17 @@ impl Config {
             model: lookup("AIVIDEO_LLM_MODEL").unwrap_or_else(|| "gpt-4o-mini".to_owned()),
             api_key_secret: lookup("AIVIDEO_LLM_API_KEY_SECRET").unwrap_or_else(|| "LLM_API_KEY".to_owned()),
         });
+        for provider in crate::domain::values::AiProvider::ALL {
+            let name = format!("AIVIDEO_{}_BASE_URL", provider.as_str().to_ascii_uppercase());
+            if let Some(url) = lookup(&name) {
+                let parsed = reqwest::Url::parse(&url).map_err(|_| format!("{name}: {url:?} is not a URL"))?;
+                let loopback = matches!(parsed.host_str(), Some("127.0.0.1" | "localhost" | "[::1]"));
+                if parsed.scheme() != "https" && !(parsed.scheme() == "http" && loopback) {
+                    return Err(format!("{name}: provider APIs are reached over https (plain http on loopback only)"));
+                }
+                config.provider_base_urls.insert(*provider, url);
+            }
+        }
         config.check()?;
         Ok(config)
     }

@@ -449,6 +449,23 @@ pub trait JobStore: Send + Sync {
     ) -> Result<std::result::Result<Job, JobRefusal>>;
 }
 
+/// Provider configurations written by admins. Providers never configured use their seed
+/// (`domain::pricing::seed_provider_config`).
+#[async_trait]
+pub trait ProviderConfigStore: Send + Sync {
+    /// Every stored configuration.
+    async fn stored_provider_configs(&self) -> Result<Vec<crate::domain::provider::AiProviderConfig>>;
+
+    /// Writes `config` (its `version` already bumped) if the stored one still has version
+    /// `expected` — 0 meaning that none is stored yet; otherwise `Error::VersionMismatch` with the
+    /// stored version.
+    async fn put_provider_config(
+        &self,
+        config: &crate::domain::provider::AiProviderConfig,
+        expected: u64,
+    ) -> Result<()>;
+}
+
 /// A response kept for an `Idempotency-Key`.
 #[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct StoredResponse {
@@ -710,6 +727,12 @@ pub trait VideoProvider: Send + Sync {
     /// own, like `local`, needs it).
     async fn poll(&self, task_id: &str, request: &ClipRequest) -> std::result::Result<TaskState, ProviderError>;
 
-    /// Copies one of the task's outputs to the local file `dest`.
-    async fn fetch(&self, output: &str, dest: &std::path::Path) -> std::result::Result<(), ProviderError>;
+    /// Copies one of the task's outputs to the local file `dest` (`request` is the one submitted:
+    /// some providers' result URLs need the API key).
+    async fn fetch(
+        &self,
+        output: &str,
+        request: &ClipRequest,
+        dest: &std::path::Path,
+    ) -> std::result::Result<(), ProviderError>;
 }

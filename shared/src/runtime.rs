@@ -16,15 +16,16 @@ use crate::adapters::embedded::{EmbeddedStore, LocalMedia, LocalSecrets, MAX_REC
 use crate::adapters::ffmpeg::Ffmpeg;
 use crate::adapters::llm::ChatCompletionsWriter;
 use crate::adapters::local_provider::LocalProvider;
+use crate::adapters::providers::{ProviderSettings, clients as provider_clients};
 use crate::config::{Backend as ConfigBackend, Config, JwtAlgorithm};
 use crate::domain::error::{Error, Result};
 use crate::domain::values::AiProvider;
 use crate::http::{AppState, Authenticator, CursorCodec};
 use crate::ports::{
-    Clock, IdGenerator, IdempotencyStore, JobInbox, JobQueue, JobStore, MediaStore, PlanStore, SecretSource,
-    StoryStore, SystemClock, UlidGenerator, VideoProvider,
+    Clock, IdGenerator, IdempotencyStore, JobInbox, JobQueue, JobStore, MediaStore, PlanStore, ProviderConfigStore,
+    SecretSource, StoryStore, SystemClock, UlidGenerator, VideoProvider,
 };
-use crate::services::{JobService, PlanService, PromptWriter, StoryService};
+use crate::services::{JobService, PlanService, PromptWriter, ProviderService, StoryService};
 use crate::worker::{Worker, WorkerSettings};
 
 /// Name of the token secret (environment variable locally, secret name in production).
@@ -50,6 +51,7 @@ struct Backend {
     local_media: bool,
     media: Option<Arc<dyn MediaStore>>,
     work_dir: PathBuf,
+    providers: Arc<dyn ProviderConfigStore>,
 }
 
 /// Builds everything the handlers need, once.
@@ -61,8 +63,9 @@ pub async fn build_state(config: &Config) -> Result<AppState> {
                 JwtAlgorithm::Hs256 => Some(local_token_secret(config)?),
                 JwtAlgorithm::Rs256 | JwtAlgorithm::Es256 => None,
             };
-            let secrets = LocalSecrets::new(&config.data_dir);
+            let secrets: Arc<dyn SecretSource> = Arc::new(LocalSecrets::new(&config.data_dir));
             let backend = Backend {
+                providers: store.clone(),
                 stories: store.clone(),
                 plans: store.clone(),
                 idempotency: store.clone(),
@@ -73,7 +76,7 @@ pub async fn build_state(config: &Config) -> Result<AppState> {
                 media: None,
                 work_dir: config.data_dir.join("work"),
             };
-            assemble(config, backend, &secrets, secret).await
+            assemble(config, backend, secrets, secret).await
         }
         ConfigBackend::Aws => build_aws_state(config, AwsClients::from_env().await).await,
     }
@@ -94,13 +97,14 @@ pub async fn build_aws_state(config: &Config, clients: AwsClients) -> Result<App
     };
     let store = Arc::new(DynamoStore::new(clients.dynamodb.clone(), config.aws.table.clone()));
     let queue = Arc::new(SqsQueue::new(clients.sqs.clone(), high, normal, low));
-    let secrets = SecretsManagerSource::new(clients.secrets.clone(), SECRET_TTL);
+    let secrets: Arc<dyn SecretSource> = Arc::new(SecretsManagerSource::new(clients.secrets.clone(), SECRET_TTL));
     let secret = match (config.auth.algorithm, &config.auth.secret) {
         (JwtAlgorithm::Rs256 | JwtAlgorithm::Es256, _) => None,
         (JwtAlgorithm::Hs256, Some(secret)) => Some(secret.clone()),
         (JwtAlgorithm::Hs256, None) => Some(secrets.secret(&config.aws.jwt_secret).await?),
     };
     let backend = Backend {
+        providers: store.clone(),
         stories: store.clone(),
         plans: store.clone(),
         idempotency: store.clone(),
@@ -112,7 +116,7 @@ pub async fn build_aws_state(config: &Config, clients: AwsClients) -> Result<App
         // Lambda's only writable folder.
         work_dir: std::env::temp_dir().join("aivideo-work"),
     };
-    assemble(config, backend, &secrets, secret).await
+    assemble(config, backend, secrets, secret).await
 }
 
 /// How long a secret read from Secrets Manager is trusted before it is read again.
@@ -121,7 +125,7 @@ pub const SECRET_TTL: std::time::Duration = std::time::Duration::from_secs(300);
 async fn assemble(
     config: &Config,
     backend: Backend,
-    secrets: &dyn SecretSource,
+    secrets: Arc<dyn SecretSource>,
     token_secret: Option<String>,
 ) -> Result<AppState> {
     let auth = Arc::new(Authenticator::new(&config.auth, token_secret.as_deref())?);
@@ -132,7 +136,7 @@ async fn assemble(
         .ok_or_else(|| Error::internal("no secret to sign pagination cursors with"))?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ids: Arc<dyn IdGenerator> = Arc::new(UlidGenerator::default());
-    let llm = prompt_writer(config, secrets).await?;
+    let llm = prompt_writer(config, secrets.as_ref()).await?;
     let local_media = if backend.local_media {
         Some(Arc::new(LocalMedia::new(&config.data_dir, &format!("http://{}", config.addr), &cursor_secret)?))
     } else {
@@ -150,6 +154,17 @@ async fn assemble(
         providers
             .insert(AiProvider::Local, Arc::new(LocalProvider::new(ffmpeg.clone(), &backend.work_dir.join("local"))));
     }
+    // Every real provider has a client; one without its API key in the secrets fails its jobs
+    // with `not_configured`, and admins disable providers they do not use.
+    let settings: HashMap<AiProvider, ProviderSettings> = AiProvider::ALL
+        .iter()
+        .filter_map(|p| {
+            ProviderSettings::published(*p, config.provider_base_urls.get(p).map(String::as_str)).map(|s| (*p, s))
+        })
+        .collect();
+    providers
+        .extend(provider_clients(&settings, &secrets, ffmpeg.as_ref()).map_err(|e| Error::internal(e.to_string()))?);
+    let provider_configs = ProviderService::new(backend.providers);
     let settings = WorkerSettings {
         lease: Duration::from_secs(config.worker.lease_seconds),
         poll_every: Duration::from_millis(config.worker.poll_ms),
@@ -168,7 +183,15 @@ async fn assemble(
     Ok(AppState {
         stories: StoryService::new(backend.stories, clock.clone(), ids.clone()),
         plans: PlanService::new(backend.plans.clone(), clock.clone(), ids.clone(), llm),
-        jobs: JobService::new(backend.jobs, backend.plans, backend.queue, clock.clone(), ids.clone()),
+        jobs: JobService::new(
+            backend.jobs,
+            backend.plans,
+            backend.queue,
+            clock.clone(),
+            ids.clone(),
+            provider_configs.clone(),
+        ),
+        providers: provider_configs,
         auth,
         idempotency: backend.idempotency,
         cursors: CursorCodec::new(&cursor_secret)?,

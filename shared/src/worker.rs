@@ -18,7 +18,6 @@ use crate::adapters::ffmpeg::{Composition, Ffmpeg, OutputFormat, Subtitle};
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::Actor;
 use crate::domain::job::{AfterFailure, Job, JobRefusal, JobStatus, MAX_DELAY_SECONDS, backoff};
-use crate::domain::pricing::seed_provider_config;
 use crate::domain::render::{RenderStage, VideoFormat, called_off};
 use crate::domain::state_machine::{Mover, StoryStatus};
 use crate::domain::story::RenderedMedia;
@@ -240,7 +239,9 @@ impl Worker {
             },
         };
         match provider.poll(&task, &request).await {
-            Ok(TaskState::Succeeded { outputs }) => self.clip_succeeded(job, provider.as_ref(), &outputs).await,
+            Ok(TaskState::Succeeded { outputs }) => {
+                self.clip_succeeded(job, provider.as_ref(), &request, &outputs).await
+            }
             Ok(TaskState::Queued) => self.still_rendering(job, 0).await,
             Ok(TaskState::Running { progress }) => self.still_rendering(job, progress).await,
             Ok(TaskState::Failed(error)) => self.attempt_failed(job, error).await,
@@ -267,12 +268,18 @@ impl Worker {
         Ok(())
     }
 
-    async fn clip_succeeded(&self, job: Job, provider: &dyn VideoProvider, outputs: &[String]) -> Result<()> {
+    async fn clip_succeeded(
+        &self,
+        job: Job,
+        provider: &dyn VideoProvider,
+        request: &ClipRequest,
+        outputs: &[String],
+    ) -> Result<()> {
         let output = outputs.first().ok_or_else(|| Error::internal("the provider reported success without output"))?;
         tokio::fs::create_dir_all(&self.settings.work_dir).await.map_err(Error::internal)?;
         let scratch = tempfile::tempdir_in(&self.settings.work_dir).map_err(Error::internal)?;
         let file = scratch.path().join("clip.mp4");
-        if let Err(error) = provider.fetch(output, &file).await {
+        if let Err(error) = provider.fetch(output, request, &file).await {
             if error.retryable {
                 return Err(Error::internal(format!("fetching the clip failed: {error}")));
             }
@@ -290,14 +297,35 @@ impl Worker {
             format: "mp4".into(),
             size_bytes: 0,
         };
+        let mut file = file;
         if let Some(ffmpeg) = &self.ffmpeg {
-            let probe = ffmpeg.probe(&file).await.map_err(|e| Error::internal(format!("probing the clip: {e}")))?;
+            let Ok(mut probe) = ffmpeg.probe(&file).await else {
+                let error = ProviderError::retryable("The provider's result is not a readable video.");
+                return self.attempt_failed(job, error).await;
+            };
+            let frames = u64::try_from(clip.frames).unwrap_or(u64::MAX);
+            let exact = probe.width == render.width
+                && probe.height == render.height
+                && probe.frames == frames
+                && (probe.fps - f64::from(render.fps)).abs() < 0.01
+                && probe.codec == "h264";
+            if !exact {
+                // Another provider's length, size or rate: fit it to the scene, frame-exact.
+                let fitted = scratch.path().join("fitted.mp4");
+                let frames = u32::try_from(clip.frames).unwrap_or(u32::MAX);
+                if let Err(e) = ffmpeg.conform(&file, render.width, render.height, render.fps, frames, &fitted).await {
+                    let error = ProviderError::retryable(format!("The provider's result could not be used: {e}"));
+                    return self.attempt_failed(job, error).await;
+                }
+                file = fitted;
+                probe = ffmpeg.probe(&file).await.map_err(|e| Error::internal(format!("probing the clip: {e}")))?;
+            }
             media.duration_seconds = probe.duration_seconds;
             media.width = probe.width;
             media.height = probe.height;
         }
         media.size_bytes = self.media.put_file(&media.key, &file, "video/mp4").await?;
-        let price = seed_provider_config(job.provider).price_per_second_usd.at(render.quality);
+        let price = render.terms.price_per_second_usd;
         let cost = (clip.duration_seconds * price * 10_000.0).round() / 10_000.0;
 
         let mut current = job;

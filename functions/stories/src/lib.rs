@@ -226,7 +226,8 @@ async fn cost_estimate(
     Path(id): Path<String>,
 ) -> Result<Response, Error> {
     let plan = state.plans.story_plan(&caller.user, &story_id(&id)?).await?;
-    let estimate = state.plans.cost_estimate(&plan);
+    let config = state.providers.get(plan.story.ai_provider).await?;
+    let estimate = state.plans.cost_estimate(&plan, &config);
     let mut body = serde_json::to_value(estimate).map_err(Error::internal)?;
     body["story"] = json!(plan.story.id);
     Ok(axum::Json(body).into_response())

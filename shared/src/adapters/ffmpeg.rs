@@ -365,6 +365,63 @@ impl Ffmpeg {
         self.run("composition", &args).await
     }
 
+    /// Fits a provider's clip to its scene: exactly `frames` frames at `fps`, `width`x`height`
+    /// (scaled to fit, letterboxed), H.264. Providers render their own lengths (5 s, 8 s …) and
+    /// sizes; a short clip holds its last frame, a long one is cut.
+    pub async fn conform(
+        &self,
+        input: &Path,
+        width: u32,
+        height: u32,
+        fps: u32,
+        frames: u32,
+        out: &Path,
+    ) -> Result<(), MediaError> {
+        if frames == 0 || fps == 0 || width < 2 || height < 2 {
+            return Err(MediaError::Invalid("a clip needs at least one frame and a size".into()));
+        }
+        let filter = format!(
+            "fps={fps},scale={width}:{height}:force_original_aspect_ratio=decrease,\
+             pad={width}:{height}:(ow-iw)/2:(oh-ih)/2,setsar=1,tpad=stop_mode=clone:stop=-1"
+        );
+        let args: Vec<String> = vec![
+            "-i".into(),
+            input.to_string_lossy().into_owned(),
+            "-an".into(),
+            "-vf".into(),
+            filter,
+            "-frames:v".into(),
+            frames.to_string(),
+            "-r".into(),
+            fps.to_string(),
+            "-c:v".into(),
+            "libx264".into(),
+            "-preset".into(),
+            "veryfast".into(),
+            "-pix_fmt".into(),
+            "yuv420p".into(),
+            out.to_string_lossy().into_owned(),
+        ];
+        self.run("conforming a clip", &args).await
+    }
+
+    /// An image scaled and cropped to exactly `width`x`height` PNG (Stability's image-to-video
+    /// takes three sizes only).
+    pub async fn fit_image(&self, input: &Path, width: u32, height: u32, out: &Path) -> Result<(), MediaError> {
+        let filter =
+            format!("scale={width}:{height}:force_original_aspect_ratio=increase,crop={width}:{height},setsar=1");
+        let args: Vec<String> = vec![
+            "-i".into(),
+            input.to_string_lossy().into_owned(),
+            "-vf".into(),
+            filter,
+            "-frames:v".into(),
+            "1".into(),
+            out.to_string_lossy().into_owned(),
+        ];
+        self.run("fitting an image", &args).await
+    }
+
     /// Reads a video's length, size, rate, codec and frame count.
     pub async fn probe(&self, file: &Path) -> Result<Probe, MediaError> {
         let output = tokio::process::Command::new(&self.ffprobe)

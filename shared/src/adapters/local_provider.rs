@@ -108,7 +108,7 @@ impl VideoProvider for LocalProvider {
         Ok(TaskState::Succeeded { outputs: vec![task_id.to_owned()] })
     }
 
-    async fn fetch(&self, output: &str, dest: &Path) -> Result<(), ProviderError> {
+    async fn fetch(&self, output: &str, _request: &ClipRequest, dest: &Path) -> Result<(), ProviderError> {
         // Outputs are task ids, never paths: nothing outside the work dir can be fetched.
         parse_task(output).ok_or_else(|| ProviderError::permanent("unknown_task", "No such local output."))?;
         tokio::fs::copy(self.output_of(output), dest).await.map_err(|e| ProviderError::retryable(e.to_string()))?;

@@ -5,3 +5,4 @@ pub mod embedded;
 pub mod ffmpeg;
 pub mod llm;
 pub mod local_provider;
+pub mod providers;

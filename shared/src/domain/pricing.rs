@@ -25,6 +25,7 @@ fn config(
         rate_limit_per_minute,
         secret_name: secret.map(str::to_owned),
         default_parameters: Map::new(),
+        version: 0,
     }
 }
 
@@ -40,22 +41,12 @@ pub fn seed_provider_configs() -> Vec<AiProviderConfig> {
 pub fn seed_provider_config(provider: AiProvider) -> AiProviderConfig {
     match provider {
         AiProvider::Local => config(provider, true, "ffmpeg-title-card", [0.0, 0.0, 0.0], 600, 600, None),
-        AiProvider::Runway => {
-            config(provider, true, "gen4_turbo", [0.05, 0.05, 0.12], 10, 60, Some("aivideo/runway-api-key"))
+        AiProvider::Runway => config(provider, true, "gen4.5", [0.12, 0.12, 0.12], 10, 60, Some("RUNWAY_API_KEY")),
+        AiProvider::Luma => config(provider, true, "ray-2", [0.04, 0.06, 0.08], 9, 60, Some("LUMA_API_KEY")),
+        AiProvider::Veo => {
+            config(provider, true, "veo-3.1-fast-generate-001", [0.05, 0.15, 0.40], 8, 10, Some("GEMINI_API_KEY"))
         }
-        AiProvider::Luma => config(provider, true, "ray-2", [0.04, 0.06, 0.08], 9, 60, Some("aivideo/luma-api-key")),
-        AiProvider::Veo => config(
-            provider,
-            true,
-            "veo-3.0-fast-generate-001",
-            [0.05, 0.15, 0.40],
-            8,
-            10,
-            Some("aivideo/gemini-api-key"),
-        ),
-        AiProvider::Replicate => {
-            config(provider, false, "", [0.0, 0.0, 0.0], 10, 600, Some("aivideo/replicate-api-token"))
-        }
+        AiProvider::Replicate => config(provider, false, "", [0.0, 0.0, 0.0], 10, 600, Some("REPLICATE_API_TOKEN")),
         AiProvider::Fal => config(
             provider,
             true,
@@ -63,17 +54,11 @@ pub fn seed_provider_config(provider: AiProvider) -> AiProviderConfig {
             [0.042, 0.042, 0.042],
             10,
             60,
-            Some("aivideo/fal-key"),
+            Some("FAL_KEY"),
         ),
-        AiProvider::StabilityAi => config(
-            provider,
-            false,
-            "stable-video-diffusion",
-            [0.0, 0.0, 0.0],
-            4,
-            150,
-            Some("aivideo/stability-api-key"),
-        ),
+        AiProvider::StabilityAi => {
+            config(provider, false, "stable-video-diffusion", [0.0, 0.0, 0.0], 4, 150, Some("STABILITY_API_KEY"))
+        }
     }
 }
 

@@ -58,4 +58,7 @@ pub struct AiProviderConfig {
     pub secret_name: Option<String>,
     /// Parameters sent with every task unless a prompt overrides them.
     pub default_parameters: serde_json::Map<String, serde_json::Value>,
+    /// Bumped by every write (0: the seed, never stored).
+    #[serde(default)]
+    pub version: u64,
 }

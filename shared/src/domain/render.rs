@@ -93,6 +93,35 @@ pub struct RenderSpec {
     pub height: u32,
     /// The story's frame rate.
     pub fps: u32,
+    /// The provider's terms when the render started.
+    #[serde(default)]
+    pub terms: ProviderTerms,
+}
+
+/// What a render was started with from its provider's configuration: a later change by an admin
+/// does not change a render under way, nor what its jobs cost.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ProviderTerms {
+    /// The provider's model.
+    pub model: String,
+    /// Price per rendered second at the render's quality.
+    pub price_per_second_usd: f64,
+    /// The secret holding the provider's API key (empty: the client's default).
+    pub secret_name: String,
+    /// Parameters sent with every task unless the prompt overrides them.
+    pub default_parameters: serde_json::Map<String, serde_json::Value>,
+}
+
+impl ProviderTerms {
+    /// The terms of `config` at `quality`.
+    pub fn of(config: &crate::domain::provider::AiProviderConfig, quality: Quality) -> Self {
+        Self {
+            model: config.model.clone(),
+            price_per_second_usd: config.price_per_second_usd.at(quality),
+            secret_name: config.secret_name.clone().unwrap_or_default(),
+            default_parameters: config.default_parameters.clone(),
+        }
+    }
 }
 
 impl RenderSpec {
@@ -108,6 +137,7 @@ impl RenderSpec {
             width: story.resolution.width(),
             height: story.resolution.height(),
             fps: story.fps.get(),
+            terms: ProviderTerms::default(),
         }
     }
 

@@ -54,6 +54,8 @@ pub struct AppState {
     pub ids: Arc<dyn IdGenerator>,
     /// Job use cases.
     pub jobs: JobService,
+    /// Provider configuration.
+    pub providers: crate::services::ProviderService,
     /// Where rendered media lives; issues the download links.
     pub media: Arc<dyn MediaStore>,
     /// The worker (run by `aivideo serve` in process, and by the worker Lambda).

@@ -12,7 +12,9 @@ use crate::domain::ids::{Actor, JobId, PromptId, SceneId, StoryId, UserId};
 use crate::domain::job::{Job, JobKind, JobRefusal, JobStatus};
 use crate::domain::pagination::{Page, PageRequest};
 use crate::domain::prompt::PromptType;
-use crate::domain::render::{ClipSpec, RenderOptions, RenderStage, called_off, plan_render, single_clip_job};
+use crate::domain::render::{
+    ClipSpec, ProviderTerms, RenderOptions, RenderStage, called_off, plan_render, single_clip_job,
+};
 use crate::domain::scene::plan_gaps;
 use crate::domain::state_machine::{Mover, StoryStatus};
 use crate::domain::story::Story;
@@ -20,6 +22,8 @@ use crate::domain::values::{AiProvider, Reason};
 use crate::ports::{
     Clock, Committed, IdGenerator, JobFilter, JobMessage, JobQueue, JobStore, MoveRequest, PlanStore, StoryEffect,
 };
+use crate::services::ProviderService;
+use crate::services::providers::disabled;
 
 /// How often a write that raced another one is decided again before the client is told to retry.
 const RACE_ATTEMPTS: usize = 20;
@@ -32,6 +36,7 @@ pub struct JobService {
     queue: Arc<dyn JobQueue>,
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
+    providers: ProviderService,
 }
 
 fn refused(refusal: JobRefusal, action: &str) -> Error {
@@ -53,8 +58,9 @@ impl JobService {
         queue: Arc<dyn JobQueue>,
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
+        providers: ProviderService,
     ) -> Self {
-        Self { jobs, plans, queue, clock, ids }
+        Self { jobs, plans, queue, clock, ids, providers }
     }
 
     async fn enqueue(&self, job: &Job) -> Result<()> {
@@ -74,7 +80,17 @@ impl JobService {
     ) -> Result<(Story, Vec<Job>)> {
         let now = self.clock.now();
         let ids = self.ids.clone();
+        // Read before the atomic step (the story's provider is only known inside it); a provider
+        // disabled in between still renders the render that started before.
+        let configs = self.providers.all().await?;
         let build = Arc::new(move |plan: &crate::ports::StoryPlan| {
+            let config = configs
+                .iter()
+                .find(|c| c.provider == plan.story.ai_provider)
+                .ok_or_else(|| Error::internal("no configuration for the story's provider"))?;
+            if !config.enabled {
+                return Err(disabled(plan.story.ai_provider));
+            }
             // The plan must still be complete: PLANNED stories can be edited while unlocked.
             let with_video: HashSet<SceneId> = plan
                 .prompts
@@ -89,7 +105,7 @@ impl JobService {
                     current_status: plan.story.status,
                 });
             }
-            plan_render(
+            let mut jobs = plan_render(
                 &plan.story,
                 &plan.scenes,
                 &plan.prompts,
@@ -97,7 +113,13 @@ impl JobService {
                 options,
                 || JobId::from_ulid(ids.new_id()),
                 now,
-            )
+            )?;
+            for job in &mut jobs {
+                if let Some(render) = job.render.as_mut() {
+                    render.terms = ProviderTerms::of(config, options.quality);
+                }
+            }
+            Ok(jobs)
         });
         let request = MoveRequest {
             owner: owner.clone(),
@@ -161,8 +183,12 @@ impl JobService {
         kind: JobKind,
         options: RenderOptions,
     ) -> Result<Job> {
-        let job =
+        let config = self.providers.for_render(story.ai_provider).await?;
+        let mut job =
             single_clip_job(story, scene, clip, kind, options, JobId::from_ulid(self.ids.new_id()), self.clock.now());
+        if let Some(render) = job.render.as_mut() {
+            render.terms = ProviderTerms::of(&config, options.quality);
+        }
         self.jobs.create_job(&job).await?;
         self.enqueue(&job).await?;
         Ok(job)

@@ -9,7 +9,7 @@ use crate::domain::error::{Error, Result};
 use crate::domain::ids::{Actor, PromptId, SceneId, StoryId, UserId};
 use crate::domain::pagination::{Page, PageRequest};
 use crate::domain::planner::{DEFAULT_SCENES, PlanError, plan_scenes};
-use crate::domain::pricing::{CostEstimate, estimate, seed_provider_config};
+use crate::domain::pricing::{CostEstimate, estimate};
 use crate::domain::prompt::{NewPrompt, PromptEdit, PromptType, ScenePrompt};
 use crate::domain::prompt_templates::{SceneBrief, default_scene_title, write_prompt};
 use crate::domain::scene::{NewScene, Scene, SceneDuration, SceneEdit, SceneKind, SceneStatus};
@@ -228,18 +228,17 @@ impl PlanService {
         Ok(GeneratedPrompts { writer, llm_error, prompts })
     }
 
-    /// What rendering the story costs with its provider, per quality. Prices are the seeded
-    /// published ones until provider configuration is stored.
-    pub fn cost_estimate(&self, plan: &StoryPlan) -> CostEstimate {
+    /// What rendering the story costs with its provider (`config`: its current configuration),
+    /// per quality.
+    pub fn cost_estimate(&self, plan: &StoryPlan, config: &crate::domain::provider::AiProviderConfig) -> CostEstimate {
         let story = &plan.story;
-        let config = seed_provider_config(story.ai_provider);
         let longest = plan
             .scenes
             .iter()
             .map(|s| s.duration_seconds.seconds())
             .fold(None, |max: Option<f64>, d| Some(max.map_or(d, |m| m.max(d))))
             .unwrap_or(f64::from(story.duration_seconds.get()));
-        estimate(&config, story.duration_seconds.get(), longest)
+        estimate(config, story.duration_seconds.get(), longest)
     }
 
     /// The story with its scenes and prompts.

@@ -3,6 +3,7 @@
 mod jobs;
 mod media;
 mod plan;
+mod providers;
 mod queue;
 mod secrets;
 mod store;

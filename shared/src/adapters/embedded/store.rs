@@ -124,6 +124,7 @@ impl EmbeddedStore {
             OWNER_JOBS,
             super::queue::QUEUE,
             super::queue::DEAD_LETTERS,
+            super::providers::PROVIDERS,
         ];
         for table in tables {
             txn.open_table(table).map_err(internal)?;
