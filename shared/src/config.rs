@@ -78,6 +78,9 @@ pub struct Config {
     /// `AIVIDEO_<PROVIDER>_BASE_URL` (`RUNWAY`, `LUMA`, `VEO`, `REPLICATE`, `FAL`, `STABILITY_AI`):
     /// a provider's API elsewhere than its published address (a proxy, a regional endpoint).
     pub provider_base_urls: std::collections::BTreeMap<crate::domain::values::AiProvider, String>,
+    /// Tests only, and never read from the environment: lets provider clients download results
+    /// over plain http from loopback (the protocol fakes).
+    pub allow_loopback_downloads: bool,
 }
 
 /// The worker's pacing.
@@ -123,6 +126,7 @@ impl Default for Config {
             create_resources: false,
             worker: WorkerTuning::default(),
             provider_base_urls: std::collections::BTreeMap::new(),
+            allow_loopback_downloads: false,
         }
     }
 }

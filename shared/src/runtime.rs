@@ -159,7 +159,9 @@ async fn assemble(
     let settings: HashMap<AiProvider, ProviderSettings> = AiProvider::ALL
         .iter()
         .filter_map(|p| {
-            ProviderSettings::published(*p, config.provider_base_urls.get(p).map(String::as_str)).map(|s| (*p, s))
+            let mut settings = ProviderSettings::published(*p, config.provider_base_urls.get(p).map(String::as_str))?;
+            settings.download.allow_loopback_http = config.allow_loopback_downloads;
+            Some((*p, settings))
         })
         .collect();
     providers

@@ -303,10 +303,9 @@ impl Worker {
                 let error = ProviderError::retryable("The provider's result is not a readable video.");
                 return self.attempt_failed(job, error).await;
             };
-            let frames = u64::try_from(clip.frames).unwrap_or(u64::MAX);
             let exact = probe.width == render.width
                 && probe.height == render.height
-                && probe.frames == frames
+                && probe.frames == clip.frames
                 && (probe.fps - f64::from(render.fps)).abs() < 0.01
                 && probe.codec == "h264";
             if !exact {

@@ -165,8 +165,9 @@ impl Wire {
     }
 
     /// Sends `call`, retrying what is worth retrying. `resend_safe` says whether the request may
-    /// be sent again after it may have reached the provider (a GET, or a create the provider
-    /// refused outright): a create that timed out is not resent, so it never runs twice.
+    /// be sent again after it may have reached the provider without an answer (a GET may; a
+    /// create that timed out is not resent, so it never runs twice — the job's next attempt
+    /// decides).
     pub async fn send(&self, call: &Call, resend_safe: bool) -> Result<Answer, ProviderError> {
         let mut retry = 0;
         loop {
@@ -229,9 +230,9 @@ impl Wire {
         let message = format!("{} answered {}: {message}", self.provider, status.as_u16());
         if retryable_status(status) {
             let error = ProviderError { code: Some(code), message, retryable: true };
-            // 429 and 503 mean the request was turned away, so sending it again is safe.
-            let reached = !(status == StatusCode::TOO_MANY_REQUESTS || status == StatusCode::SERVICE_UNAVAILABLE);
-            return Err(Attempt::Retryable { error, wait: retry_after(&headers), reached });
+            // An error answer means the request did not take (providers document 429 and 5xx as
+            // safe to retry, and do not charge for them), so even a create may be sent again.
+            return Err(Attempt::Retryable { error, wait: retry_after(&headers), reached: false });
         }
         Err(Attempt::Refused(ProviderError { code: Some(code), message, retryable: false }))
     }
