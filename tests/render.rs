@@ -223,8 +223,8 @@ impl VideoProvider for Counting {
     async fn poll(&self, task_id: &str, request: &ClipRequest) -> Result<TaskState, ProviderError> {
         self.inner.poll(task_id, request).await
     }
-    async fn fetch(&self, output: &str, dest: &Path) -> Result<(), ProviderError> {
-        self.inner.fetch(output, dest).await
+    async fn fetch(&self, output: &str, request: &ClipRequest, dest: &Path) -> Result<(), ProviderError> {
+        self.inner.fetch(output, request, dest).await
     }
 }
 
@@ -273,7 +273,7 @@ impl VideoProvider for Stalling {
     async fn poll(&self, _: &str, _: &ClipRequest) -> Result<TaskState, ProviderError> {
         std::future::pending().await
     }
-    async fn fetch(&self, _: &str, _: &Path) -> Result<(), ProviderError> {
+    async fn fetch(&self, _: &str, _: &ClipRequest, _: &Path) -> Result<(), ProviderError> {
         std::future::pending().await
     }
 }

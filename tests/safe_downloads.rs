@@ -19,9 +19,12 @@ use shared::adapters::providers::download::download;
 /// Bytes that look like an MP4 file (an `ftyp` box).
 const VIDEO: &[u8] = b"\x00\x00\x00\x18ftypmp42\x00\x00\x00\x00mp42isom-and-some-frames";
 
+/// (path, the `x-api-key` header it was sent) per request.
+type Requests = Arc<Mutex<Vec<(String, Option<String>)>>>;
+
 #[derive(Clone, Default)]
 struct Seen {
-    keys: Arc<Mutex<Vec<(String, Option<String>)>>>,
+    keys: Requests,
 }
 
 async fn server() -> (String, Seen) {
