@@ -15,10 +15,10 @@ use shared::adapters::embedded::EmbeddedStore;
 use shared::config::{AuthConfig, Config};
 use shared::domain::ids::{Actor, JobId, PromptId, SceneId, StoryId, UserId};
 use shared::domain::job::JobKind;
-use shared::domain::render::{ClipSpec, RenderOptions, single_clip_job};
-use shared::domain::state_machine::Mover;
 use shared::domain::prompt::{NewPrompt, PromptType};
+use shared::domain::render::{ClipSpec, RenderOptions, single_clip_job};
 use shared::domain::scene::{NewScene, SceneDuration, SceneKind};
+use shared::domain::state_machine::Mover;
 use shared::domain::state_machine::StoryStatus;
 use shared::domain::story::{NewStory, Story};
 use shared::domain::values::{Description, DurationSeconds, PromptText, Resolution, SceneTitle, Title};
@@ -91,6 +91,9 @@ const EXPECTED: &[(&str, Seed, u16)] = &[
     ("jobs-statistics", Seed::Job, 200),
     ("jobs-cancel", Seed::Job, 200),
     ("jobs-retry", Seed::CancelledJob, 202),
+    ("providers-list", Seed::Story(StoryStatus::Draft), 200),
+    // The events' user is not an admin.
+    ("providers-disable-forbidden", Seed::Story(StoryStatus::Draft), 403),
 ];
 
 async fn seed(dir: &Path, seed: Seed) {
@@ -180,6 +183,7 @@ async fn function_router(event: &str, data_dir: &Path) -> Router {
         "scenes" => scenes::router(state),
         "prompts" => prompts::router(state),
         "jobs" => jobs::router(state),
+        "providers" => providers::router(state),
         other => panic!("no function for events named {other}-*"),
     }
 }
@@ -254,11 +258,7 @@ async fn run_worker_event(name: &str) -> (Vec<String>, shared::domain::job::Job)
         serde_json::from_str(&std::fs::read_to_string(format!("events/{name}.json")).unwrap()).unwrap();
     let response = worker::handle_batch(&state.worker, event).await;
     let failed = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
-    let job = state
-        .jobs
-        .get(&UserId::parse("demo-user").unwrap(), &JobId::parse(EVENT_JOB).unwrap())
-        .await
-        .unwrap();
+    let job = state.jobs.get(&UserId::parse("demo-user").unwrap(), &JobId::parse(EVENT_JOB).unwrap()).await.unwrap();
     (failed, job)
 }
 
