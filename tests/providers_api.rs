@@ -20,7 +20,8 @@ fn names(list: &Value) -> Vec<String> {
 
 /// A PLANNED 10 s story on `provider`.
 async fn planned_story(app: &TestApp, provider: &str) -> String {
-    let body = json!({"title": "Priced", "duration_seconds": 10, "fps": 12, "resolution": "256x144", "ai_provider": provider});
+    let body =
+        json!({"title": "Priced", "duration_seconds": 10, "fps": 12, "resolution": "256x144", "ai_provider": provider});
     let id = app.create_story("alice", body).await;
     let reply = app.post(&format!("{API}/stories/{id}/scenes/bulk/"), "alice", json!({"scene_count": 3})).await;
     assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);

@@ -47,6 +47,9 @@ impl WorkerSettings {
     }
 }
 
+/// Polls in a row that may fail before the attempt is given up (and retried with a new task).
+const MAX_POLL_FAILURES: u32 = 5;
+
 /// How often a write that raced another one is decided again before the message is retried.
 const RACE_ATTEMPTS: usize = 20;
 
@@ -249,10 +252,17 @@ impl Worker {
                 self.attempt_failed(job, ProviderError::permanent("cancelled", "The provider cancelled the task."))
                     .await
             }
-            // A poll that did not get through: poll again later, same task, same attempt.
-            Err(error) if error.retryable => {
-                tracing::warn!(%error, "poll failed; polling again later");
-                self.still_rendering(job.clone(), job.progress).await
+            // A poll that did not get through: poll again later, same task, same attempt — a
+            // few times; a status endpoint that keeps failing ends the attempt.
+            Err(error) if error.retryable && job.poll_failures + 1 < MAX_POLL_FAILURES => {
+                tracing::warn!(%error, failures = job.poll_failures + 1, "poll failed; polling again later");
+                let Ok(next) = job.poll_failed() else {
+                    return Ok(());
+                };
+                if self.commit(vec![next.clone()], None).await? {
+                    self.enqueue(&next, self.settings.poll_every).await?;
+                }
+                Ok(())
             }
             Err(error) => self.attempt_failed(job, error).await,
         }

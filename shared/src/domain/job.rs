@@ -128,6 +128,10 @@ pub struct Job {
     /// Increments on every stored write; conditional writes compare it.
     #[serde(default)]
     pub version: u64,
+    /// Polls in a row that did not get through (reset by one that did): a provider whose status
+    /// endpoint keeps failing ends the attempt instead of being polled forever.
+    #[serde(default)]
+    pub poll_failures: u32,
 }
 
 impl Job {
@@ -204,6 +208,7 @@ impl Job {
             compose_job: None,
             waiting_for: 0,
             version: 1,
+            poll_failures: 0,
         }
     }
 
@@ -248,6 +253,7 @@ impl Job {
         next.status = JobStatus::WaitingProvider;
         next.provider_task_id = Some(task_id.to_owned());
         next.lease_until = Some(now + lease);
+        next.poll_failures = 0;
         Ok(next)
     }
 
@@ -262,6 +268,14 @@ impl Job {
         next.version += 1;
         next.progress = progress.min(99);
         next.lease_until = None;
+        next.poll_failures = 0;
+        Ok(next)
+    }
+
+    /// A poll that did not get through: polled again later, counted.
+    pub fn poll_failed(&self) -> Result<Job, JobRefusal> {
+        let mut next = self.still_rendering(self.progress)?;
+        next.poll_failures = self.poll_failures + 1;
         Ok(next)
     }
 

@@ -126,7 +126,13 @@ impl VideoProvider for StabilityProvider {
         let call = Call::get(self.result_url(task_id)?)
             .header("Authorization", self.bearer(request).await?)
             .header("Accept", "application/json");
-        let answer = self.wire.send(&call, true).await?;
+        let answer = match self.wire.send(&call, true).await {
+            Ok(answer) => answer,
+            // An error answer from the result endpoint (after the wire's retries) is the
+            // generation's failure: this attempt ends, and the job's next one decides.
+            Err(error) if error.code.is_some() => return Ok(TaskState::Failed(error)),
+            Err(error) => return Err(error),
+        };
         if answer.status == StatusCode::ACCEPTED {
             return Ok(TaskState::Running { progress: 0 });
         }

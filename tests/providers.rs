@@ -1,0 +1,319 @@
+//! Each AI provider's real client, driven by the real worker against a local server that speaks
+//! the provider's protocol (`tests/provider_fakes`): a preview renders through every provider;
+//! moderation refusals fail the story at once; ordinary failures, 429s with `Retry-After`, 500s
+//! and malformed answers are retried; a missing key says which secret to set; slow answers time
+//! out. Only loopback is contacted.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod provider_fakes;
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::StatusCode;
+use provider_fakes::{API_KEY, Fake, Provider, Script};
+use serde_json::{Value, json};
+use shared::adapters::providers::{ProviderSettings, RunwayProvider, WirePolicy};
+use shared::domain::values::AiProvider;
+use shared::ports::{SecretSource, consume_once};
+use support::TestApp;
+
+const API: &str = "/api/ai-video";
+const ALL: [Provider; 6] =
+    [Provider::Runway, Provider::Luma, Provider::Veo, Provider::Replicate, Provider::Fal, Provider::Stability];
+
+/// The product's name of a fake's provider, and the secret its key is read from.
+fn names(provider: Provider) -> (AiProvider, &'static str) {
+    match provider {
+        Provider::Runway => (AiProvider::Runway, "RUNWAY_API_KEY"),
+        Provider::Luma => (AiProvider::Luma, "LUMA_API_KEY"),
+        Provider::Veo => (AiProvider::Veo, "GEMINI_API_KEY"),
+        Provider::Replicate => (AiProvider::Replicate, "REPLICATE_API_TOKEN"),
+        Provider::Fal => (AiProvider::Fal, "FAL_KEY"),
+        Provider::Stability => (AiProvider::StabilityAi, "STABILITY_API_KEY"),
+    }
+}
+
+/// An app whose `provider` client talks to `fake`, with the fake's key in the secrets (or not).
+async fn app_for(provider: Provider, fake: &Fake, with_key: bool) -> TestApp {
+    let (name, secret) = names(provider);
+    let secrets: Vec<(&str, &str)> = if with_key { vec![(secret, API_KEY)] } else { vec![] };
+    let base = fake.base_url();
+    let app = TestApp::with_backend("embedded", &secrets, |c| {
+        c.worker.poll_ms = 50;
+        c.worker.lease_seconds = 5;
+        c.provider_base_urls.insert(name, base);
+        c.allow_loopback_downloads = true;
+    })
+    .await;
+    // Replicate and Stability are off in the seed (no published per-second price); an admin
+    // switches them on, Replicate with a model.
+    let model = if provider == Provider::Replicate { json!({"model": "minimax/video-01"}) } else { json!({}) };
+    let mut patch = model;
+    patch["enabled"] = json!(true);
+    let reply = app.patch(&format!("{API}/providers/{name}/"), "admin-ann", patch).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    app
+}
+
+/// A PLANNED 5 s, 12 fps, 256x144 story on `provider` with `scenes` scenes.
+async fn planned_story(app: &TestApp, provider: AiProvider, scenes: u32) -> String {
+    let body = json!({"title": "Harbour", "duration_seconds": 5, "fps": 12, "resolution": "256x144",
+                      "ai_provider": provider});
+    let id = app.create_story("alice", body).await;
+    let bulk = app.post(&format!("{API}/stories/{id}/scenes/bulk/"), "alice", json!({"scene_count": scenes})).await;
+    assert_eq!(bulk.status, StatusCode::CREATED, "{}", bulk.body);
+    assert_eq!(app.transition(&id, "alice", "PLANNED").await.status, StatusCode::OK);
+    id
+}
+
+/// Runs the app's worker over its queue until the story leaves PREVIEWING (two minutes at most).
+async fn work(app: &TestApp, story: &str) -> Value {
+    let started = Instant::now();
+    loop {
+        let worker = app.state.worker.clone();
+        consume_once(app.state.inbox.as_ref(), 10, Duration::from_secs(5), |d| {
+            let worker = worker.clone();
+            async move { worker.handle(&d).await }
+        })
+        .await
+        .unwrap();
+        let current = app.get(&format!("{API}/stories/{story}/"), "alice").await.body;
+        if current["status"] != "PREVIEWING" {
+            return current;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "still rendering after 2 minutes");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn jobs_of(app: &TestApp, story: &str) -> Vec<Value> {
+    let reply = app.get(&format!("{API}/stories/{story}/jobs/?page_size=100"), "alice").await;
+    reply.body["results"].as_array().unwrap().clone()
+}
+
+/// The JSON (or form) a fake was sent when a task was created.
+fn submitted_bodies(fake: &Fake) -> Vec<String> {
+    fake.requests()
+        .into_iter()
+        .filter(|r| r.method == "POST" && !r.path.ends_with("/cancel") && !r.path.contains("stable-image"))
+        .map(|r| String::from_utf8_lossy(&r.body).into_owned())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_preview_renders_through_each_provider() {
+    let runs = ALL.map(|provider| {
+        tokio::spawn(async move {
+            let fake = Fake::start(provider, Script::Succeed).await;
+            let app = app_for(provider, &fake, true).await;
+            let (name, _) = names(provider);
+            let story = planned_story(&app, name, 3).await;
+            let started = app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await;
+            assert_eq!(started.status, StatusCode::ACCEPTED, "{provider:?}: {}", started.body);
+            let done = work(&app, &story).await;
+            assert_eq!(done["status"], "PREVIEW_READY", "{provider:?}: {}", done["failure_reason"]);
+
+            // One task per scene, polled until done, each result fetched once.
+            assert_eq!(fake.submissions(), 3, "{provider:?}");
+            assert!(fake.polls() >= 3, "{provider:?}: {} polls", fake.polls());
+            assert_eq!(fake.downloads(), 3, "{provider:?}");
+            let jobs = jobs_of(&app, &story).await;
+            let clips: Vec<&Value> = jobs.iter().filter(|j| j["kind"] == "scene_preview").collect();
+            assert!(clips.iter().all(|j| j["status"] == "succeeded" && j["attempts"] == 1), "{provider:?}: {clips:#?}");
+            assert!(clips.iter().all(|j| !j["provider_task_id"].as_str().unwrap_or("").is_empty()));
+            // Cost: the clips' seconds at the provider's low-quality price (previews are low).
+            let price = app.get(&format!("{API}/providers/{name}/"), "alice").await.body["price_per_second_usd"]["low"]
+                .as_f64()
+                .unwrap();
+            let cost: f64 = clips.iter().map(|j| j["cost_usd"].as_f64().unwrap()).sum();
+            assert!((cost - 5.0 * price).abs() < 1e-3, "{provider:?}: {cost} vs {}", 5.0 * price);
+
+            // The preview is the story's length exactly, whatever length the provider rendered.
+            let preview = &done["preview"];
+            assert!((preview["duration_seconds"].as_f64().unwrap() - 5.0).abs() <= 1.0 / 12.0 + 1e-6, "{preview}");
+            // The prompt went out under the provider's own field names.
+            let bodies = submitted_bodies(&fake);
+            let field = match provider {
+                Provider::Runway => "\"promptText\"",
+                Provider::Veo => "\"instances\"",
+                Provider::Replicate => "\"input\"",
+                Provider::Stability => "name=\"image\"",
+                Provider::Luma | Provider::Fal => "\"prompt\"",
+            };
+            assert!(bodies.iter().all(|b| b.contains(field)), "{provider:?}: {bodies:?}");
+            // The key went in the provider's header, and nowhere in the job's view.
+            let auth: Vec<String> = fake
+                .requests()
+                .iter()
+                .filter_map(|r| r.headers.get("authorization").or(r.headers.get("x-goog-api-key")).cloned())
+                .collect();
+            assert!(!auth.is_empty() && auth.iter().all(|a| a.ends_with(API_KEY)), "{provider:?}: {auth:?}");
+            assert!(!jobs.iter().any(|j| j.to_string().contains(API_KEY)));
+        })
+    });
+    for run in runs {
+        run.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn moderation_refusals_fail_the_story_at_once_with_the_provider_s_code() {
+    let runs = ALL.map(|provider| {
+        tokio::spawn(async move {
+            let fake = Fake::start(provider, Script::Moderation).await;
+            let app = app_for(provider, &fake, true).await;
+            let story = planned_story(&app, names(provider).0, 3).await;
+            app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await;
+            let done = work(&app, &story).await;
+            assert_eq!(done["status"], "FAILED", "{provider:?}");
+            let jobs = jobs_of(&app, &story).await;
+            let job = jobs.iter().find(|j| j["kind"] == "scene_preview" && j["status"] == "failed").unwrap();
+            assert_eq!(job["attempts"], 1, "{provider:?}: a refusal is not retried");
+            assert!(jobs.iter().all(|j| j["attempts"].as_u64().unwrap_or(0) <= 1), "{provider:?}: {jobs:#?}");
+            let error = job["error"].as_str().unwrap();
+            let code = match provider {
+                Provider::Runway => "SAFETY.INPUT.TEXT",
+                Provider::Fal => "content_policy_violation",
+                _ => "content_moderation",
+            };
+            assert!(error.starts_with(code), "{provider:?}: {error}");
+            assert!(
+                done["failure_reason"].as_str().unwrap().contains(code),
+                "{provider:?}: {}",
+                done["failure_reason"]
+            );
+            // One task per scene at most: nothing is sent twice.
+            assert!(fake.submissions() <= 3, "{provider:?}");
+        })
+    });
+    for run in runs {
+        run.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn rate_limits_and_server_errors_are_retried_and_the_render_completes() {
+    let scripts = [Script::RateLimited { retry_after_secs: 1, times: 2 }, Script::ServerError { times: 2 }];
+    let mut runs = Vec::new();
+    for provider in ALL {
+        for script in scripts.clone() {
+            runs.push(tokio::spawn(async move {
+                let fake = Fake::start(provider, script.clone()).await;
+                let app = app_for(provider, &fake, true).await;
+                let story = planned_story(&app, names(provider).0, 3).await;
+                app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await;
+                let done = work(&app, &story).await;
+                assert_eq!(done["status"], "PREVIEW_READY", "{provider:?} {script:?}: {}", done["failure_reason"]);
+                // Two refused creates and one accepted per scene, all within the first attempts.
+                assert_eq!(fake.submissions(), 5, "{provider:?} {script:?}");
+                let jobs = jobs_of(&app, &story).await;
+                assert!(
+                    jobs.iter().filter(|j| j["kind"] == "scene_preview").all(|j| j["attempts"] == 1),
+                    "{provider:?} {script:?}: {jobs:#?}"
+                );
+            }));
+        }
+    }
+    for run in runs {
+        run.await.unwrap();
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn ordinary_failures_and_malformed_answers_are_retried_up_to_max_attempts() {
+    let mut runs = Vec::new();
+    for provider in ALL {
+        for script in [Script::Fail, Script::MalformedJson] {
+            runs.push(tokio::spawn(async move {
+                let fake = Fake::start(provider, script.clone()).await;
+                let app = app_for(provider, &fake, true).await;
+                let story = planned_story(&app, names(provider).0, 3).await;
+                app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await;
+                let done = work(&app, &story).await;
+                assert_eq!(done["status"], "FAILED", "{provider:?} {script:?}");
+                // The job that ran out of attempts took the render down with it.
+                let jobs = jobs_of(&app, &story).await;
+                let job = jobs.iter().find(|j| j["kind"] == "scene_preview" && j["status"] == "failed").unwrap();
+                assert_eq!(job["attempts"], 3, "{provider:?} {script:?}: {job}");
+                assert!(fake.submissions() >= 3, "{provider:?} {script:?}: one task per attempt");
+                assert!(done["failure_reason"].as_str().unwrap().contains("could not be rendered"), "{done}");
+                if let Script::MalformedJson = script {
+                    assert!(job["error"].as_str().unwrap().contains("malformed"), "{provider:?}: {}", job["error"]);
+                }
+            }));
+        }
+    }
+    for run in runs {
+        run.await.unwrap();
+    }
+}
+
+#[tokio::test]
+async fn a_provider_without_its_key_says_which_secret_to_set() {
+    let fake = Fake::start(Provider::Runway, Script::Succeed).await;
+    let app = app_for(Provider::Runway, &fake, false).await;
+    let story = planned_story(&app, AiProvider::Runway, 3).await;
+    app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await;
+    let done = work(&app, &story).await;
+    assert_eq!(done["status"], "FAILED");
+    let reason = done["failure_reason"].as_str().unwrap();
+    assert!(reason.contains("RUNWAY_API_KEY"), "{reason}");
+    assert_eq!(fake.requests().len(), 0, "nothing sent without a key");
+}
+
+/// A secret source holding the fakes' key.
+struct Key;
+
+#[async_trait::async_trait]
+impl SecretSource for Key {
+    async fn secret(&self, _: &str) -> shared::domain::error::Result<String> {
+        Ok(API_KEY.to_owned())
+    }
+}
+
+#[tokio::test]
+async fn slow_answers_are_waited_for_within_the_timeout_and_abandoned_after_it() {
+    let fake = Fake::start(Provider::Runway, Script::Slow { delay: Duration::from_millis(1500) }).await;
+    let mut settings = ProviderSettings::published(AiProvider::Runway, Some(&fake.base_url())).unwrap();
+    settings.download.allow_loopback_http = true;
+    settings.wire = WirePolicy { request_timeout: Duration::from_millis(300), retries: 1, ..WirePolicy::default() };
+    let impatient = RunwayProvider::new(settings.clone(), Arc::new(Key)).unwrap();
+    let app = app_for(Provider::Runway, &fake, true).await;
+    let story = planned_story(&app, AiProvider::Runway, 3).await;
+    app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await;
+    let worker = app.state.worker.as_ref().clone().with_provider(AiProvider::Runway, Arc::new(impatient));
+    let delivery = app.state.inbox.receive_batch(1, Duration::from_secs(30)).await.unwrap().remove(0);
+    let started = Instant::now();
+    let outcome = worker.handle(&delivery).await;
+    app.state.inbox.settle(&delivery, outcome).await.unwrap();
+    assert!(started.elapsed() < Duration::from_secs(3), "the worker never hangs on a provider");
+    let jobs = jobs_of(&app, &story).await;
+    let job = jobs.iter().find(|j| j["kind"] == "scene_preview" && j["attempts"] == 1).unwrap();
+    assert_eq!(job["status"], "queued", "a timed-out create is retried as a new attempt: {job}");
+    assert!(job["error"].as_str().unwrap().contains("timed out"), "{job}");
+    assert!(fake.submissions() <= 1, "a create that timed out is not sent again in the same attempt");
+
+    // A patient client gets its answers.
+    settings.wire = WirePolicy { request_timeout: Duration::from_secs(10), ..WirePolicy::default() };
+    let patient = RunwayProvider::new(settings, Arc::new(Key)).unwrap();
+    let worker = app.state.worker.as_ref().clone().with_provider(AiProvider::Runway, Arc::new(patient));
+    let started = Instant::now();
+    loop {
+        consume_once(app.state.inbox.as_ref(), 10, Duration::from_secs(5), |d| {
+            let worker = worker.clone();
+            async move { worker.handle(&d).await }
+        })
+        .await
+        .unwrap();
+        let current = app.get(&format!("{API}/stories/{story}/"), "alice").await.body;
+        if current["status"] != "PREVIEWING" {
+            assert_eq!(current["status"], "PREVIEW_READY", "{}", current["failure_reason"]);
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(90));
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
