@@ -564,7 +564,7 @@ async fn the_cost_estimate_prices_the_story_with_its_provider_per_quality() {
     let price = |list: &str, quality: &str| {
         body[list].as_array().unwrap().iter().find(|q| q["quality"] == quality).unwrap()["cost_usd"].as_f64().unwrap()
     };
-    assert_eq!(price("preview", "low"), 1.5);
+    assert_eq!(price("preview", "low"), 3.6, "gen4.5 at $0.12/s");
     assert_eq!(price("final", "high"), 3.6);
     assert!(body["estimated_render_seconds"].as_f64().unwrap() > 0.0);
     // Switching the provider changes the estimate.

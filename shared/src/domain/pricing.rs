@@ -29,8 +29,8 @@ fn config(
     }
 }
 
-/// The seed configuration of every provider. Prices are the published ones: Runway gen4_turbo
-/// $0.05/s (gen4.5 $0.12/s for high), Luma ray-2 ≈ $0.04–0.08/s, Veo ≈ $0.05–0.40/s by tier,
+/// The seed configuration of every provider. Prices are the published ones: Runway gen4.5
+/// $0.12/s (gen4_turbo, $0.05/s, renders from an image only, so it is not the text default), Luma ray-2 ≈ $0.04–0.08/s, Veo ≈ $0.05–0.40/s by tier,
 /// fal.ai Kling 2.5 Turbo ≈ $0.21 per 5 s. Replicate and Stability AI publish no per-second price
 /// for video in our notes: they are seeded disabled at $0 until an admin sets their prices.
 pub fn seed_provider_configs() -> Vec<AiProviderConfig> {
@@ -148,9 +148,10 @@ mod tests {
     #[test]
     fn a_thirty_second_runway_story_costs_what_runway_publishes() {
         let estimate = estimate(&seeded(AiProvider::Runway), 30, 3.0);
-        assert_eq!(estimate.preview[0].cost_usd, 1.5);
+        // gen4.5 at $0.12/s at every quality.
+        assert_eq!(estimate.preview[0].cost_usd, 3.6);
         assert_eq!(estimate.r#final[2].cost_usd, 3.6);
-        assert_eq!(estimate.total_usd, 1.5 + 3.6);
+        assert_eq!(estimate.total_usd, 3.6 + 3.6);
     }
 
     #[test]
