@@ -317,3 +317,30 @@ async fn slow_answers_are_waited_for_within_the_timeout_and_abandoned_after_it()
         tokio::time::sleep(Duration::from_millis(50)).await;
     }
 }
+
+#[tokio::test]
+async fn switching_a_story_s_provider_switches_the_client_that_renders_it() {
+    let runway = Fake::start(Provider::Runway, Script::Succeed).await;
+    let luma = Fake::start(Provider::Luma, Script::Succeed).await;
+    let (runway_base, luma_base) = (runway.base_url(), luma.base_url());
+    let app = TestApp::with_backend("embedded", &[("RUNWAY_API_KEY", API_KEY), ("LUMA_API_KEY", API_KEY)], |c| {
+        c.worker.poll_ms = 50;
+        c.provider_base_urls.insert(AiProvider::Runway, runway_base);
+        c.provider_base_urls.insert(AiProvider::Luma, luma_base);
+        c.allow_loopback_downloads = true;
+    })
+    .await;
+    let story = planned_story(&app, AiProvider::Runway, 3).await;
+    let before = app.get(&format!("{API}/stories/{story}/cost_estimate/"), "alice").await.body;
+    let reply = app.patch(&format!("{API}/stories/{story}/"), "alice", json!({"ai_provider": "luma"})).await;
+    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
+    let after = app.get(&format!("{API}/stories/{story}/cost_estimate/"), "alice").await.body;
+    assert_ne!(before["total_usd"], after["total_usd"], "the estimate follows the provider");
+    assert_eq!(after["provider"], "luma");
+
+    app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await;
+    let done = work(&app, &story).await;
+    assert_eq!(done["status"], "PREVIEW_READY", "{}", done["failure_reason"]);
+    assert_eq!((luma.submissions(), runway.submissions()), (3, 0), "Luma rendered it, Runway saw nothing");
+    assert!(jobs_of(&app, &story).await.iter().all(|j| j["provider"] == "luma"));
+}
