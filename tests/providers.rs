@@ -18,6 +18,7 @@ use serde_json::{Value, json};
 use shared::adapters::providers::{ProviderSettings, RunwayProvider, WirePolicy};
 use shared::domain::values::AiProvider;
 use shared::ports::{SecretSource, consume_once};
+use shared::worker::Worker;
 use support::TestApp;
 
 const API: &str = "/api/ai-video";
@@ -71,9 +72,13 @@ async fn planned_story(app: &TestApp, provider: AiProvider, scenes: u32) -> Stri
 
 /// Runs the app's worker over its queue until the story leaves PREVIEWING (two minutes at most).
 async fn work(app: &TestApp, story: &str) -> Value {
+    work_with(app, app.state.worker.as_ref(), story).await
+}
+
+/// Runs `worker` over the app's queue until the story leaves PREVIEWING (two minutes at most).
+async fn work_with(app: &TestApp, worker: &Worker, story: &str) -> Value {
     let started = Instant::now();
     loop {
-        let worker = app.state.worker.clone();
         consume_once(app.state.inbox.as_ref(), 10, Duration::from_secs(5), |d| {
             let worker = worker.clone();
             async move { worker.handle(&d).await }
@@ -300,22 +305,8 @@ async fn slow_answers_are_waited_for_within_the_timeout_and_abandoned_after_it()
     settings.wire = WirePolicy { request_timeout: Duration::from_secs(10), ..WirePolicy::default() };
     let patient = RunwayProvider::new(settings, Arc::new(Key)).unwrap();
     let worker = app.state.worker.as_ref().clone().with_provider(AiProvider::Runway, Arc::new(patient));
-    let started = Instant::now();
-    loop {
-        consume_once(app.state.inbox.as_ref(), 10, Duration::from_secs(5), |d| {
-            let worker = worker.clone();
-            async move { worker.handle(&d).await }
-        })
-        .await
-        .unwrap();
-        let current = app.get(&format!("{API}/stories/{story}/"), "alice").await.body;
-        if current["status"] != "PREVIEWING" {
-            assert_eq!(current["status"], "PREVIEW_READY", "{}", current["failure_reason"]);
-            break;
-        }
-        assert!(started.elapsed() < Duration::from_secs(90));
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    let done = work_with(&app, &worker, &story).await;
+    assert_eq!(done["status"], "PREVIEW_READY", "{}", done["failure_reason"]);
 }
 
 #[tokio::test]

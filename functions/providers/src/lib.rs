@@ -174,17 +174,29 @@ async fn write(state: &AppState, p: &str, edit: ProviderEdit, expected: Option<u
     Ok(with_etag(config.version, axum::Json(view(&config, true))))
 }
 
+/// PUT (`whole`) or PATCH of one provider, by an admin.
+async fn edit(
+    state: &AppState,
+    caller: &Caller,
+    p: &str,
+    expected: Option<u64>,
+    mut body: Map<String, Value>,
+    whole: bool,
+) -> Result<Response, Error> {
+    admin_only(caller)?;
+    check_provider_field(&mut body, p)?;
+    write(state, p, edit_of(&body, whole)?, expected).await
+}
+
 /// `PUT providers/{provider}/` (admins): every writable field.
 async fn replace(
     State(state): State<AppState>,
     caller: Caller,
     Path(p): Path<String>,
     IfMatch(expected): IfMatch,
-    JsonObject(mut body): JsonObject,
+    JsonObject(body): JsonObject,
 ) -> Result<Response, Error> {
-    admin_only(&caller)?;
-    check_provider_field(&mut body, &p)?;
-    write(&state, &p, edit_of(&body, true)?, expected).await
+    edit(&state, &caller, &p, expected, body, true).await
 }
 
 /// `PATCH providers/{provider}/` (admins): the fields sent.
@@ -193,11 +205,9 @@ async fn update(
     caller: Caller,
     Path(p): Path<String>,
     IfMatch(expected): IfMatch,
-    JsonObject(mut body): JsonObject,
+    JsonObject(body): JsonObject,
 ) -> Result<Response, Error> {
-    admin_only(&caller)?;
-    check_provider_field(&mut body, &p)?;
-    write(&state, &p, edit_of(&body, false)?, expected).await
+    edit(&state, &caller, &p, expected, body, false).await
 }
 
 /// A `provider` in the body must be the one in the path (it cannot be renamed).
