@@ -255,7 +255,7 @@ async fn every_message_delivered_three_times_at_once_still_renders_and_charges_o
     let clips: Vec<_> = jobs.iter().filter(|j| j["kind"] == "scene_preview" || j["kind"] == "scene_final").collect();
     assert!(clips.iter().all(|j| j["attempts"] == 1 && j["status"] == "succeeded"));
     if support::backend() == "embedded" {
-        let stored = std::fs::read_dir(app.dir.path().join(format!("media/stories/{story}/clips"))).unwrap().count();
+        let stored = std::fs::read_dir(app.dir.path().join(format!("media/clips/{story}"))).unwrap().count();
         assert_eq!(stored, 6, "one media object per clip");
     }
     assert_eq!(transitions_to(&app, &story, "PREVIEW_READY").await, 1);

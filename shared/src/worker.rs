@@ -299,7 +299,7 @@ impl Worker {
         let (clip, render) = clip.zip(render).ok_or_else(|| Error::internal("clip job without clip"))?;
         let mut media = RenderedMedia {
             // One key per job: a duplicate delivery overwrites the same object, never adds one.
-            key: format!("stories/{}/clips/{}.mp4", job.story, job.id),
+            key: format!("clips/{}/{}.mp4", job.story, job.id),
             duration_seconds: clip.duration_seconds,
             width: render.width,
             height: render.height,
@@ -346,6 +346,7 @@ impl Worker {
                     return Ok(());
                 }
             };
+            let finished = done.clone();
             let mut writes = vec![done];
             let mut released = None;
             if let Some(compose_id) = &current.compose_job {
@@ -359,6 +360,7 @@ impl Worker {
             }
             if self.commit(writes, None).await? {
                 tracing::info!(key = %media.key, cost, "clip stored");
+                crate::metrics::job_finished(&finished, "succeeded");
                 if let Some(compose) = released {
                     tracing::info!(compose_job = %compose.id, "last clip of the render: composing");
                     self.enqueue(&compose, Duration::ZERO).await?;
@@ -386,8 +388,10 @@ impl Worker {
                     }
                 }
                 Ok(AfterFailure::Failed(job)) => {
+                    let finished = job.clone();
                     let (writes, effect) = self.failure_writes(job, &error.to_string()).await?;
                     if self.commit(writes, effect).await? {
+                        crate::metrics::job_finished(&finished, "failed");
                         return Ok(());
                     }
                 }
@@ -521,7 +525,12 @@ impl Worker {
             return self.attempt_failed(job, ProviderError::retryable(format!("composing failed: {e}"))).await;
         }
         let probe = ffmpeg.probe(&out).await.map_err(|e| Error::internal(format!("probing the video: {e}")))?;
-        let key = format!("stories/{}/{}-{}.{}", job.story, render.stage, job.id, format.extension());
+        // Previews live under `previews/`, finals under `stories/`: the bucket's lifecycle rule
+        // expires previews and clips, never finals.
+        let key = match render.stage {
+            RenderStage::Preview => format!("previews/{}/{}.{}", job.story, job.id, format.extension()),
+            RenderStage::Final => format!("stories/{}/final-{}.{}", job.story, job.id, format.extension()),
+        };
         let size_bytes = self.media.put_file(&key, &out, format.content_type()).await?;
         let media = RenderedMedia {
             key,
@@ -550,8 +559,10 @@ impl Worker {
                 media: Some((render.stage, media.clone())),
                 at: now,
             };
+            let finished = done.clone();
             match self.jobs.commit_jobs(vec![done], Some(effect)).await? {
                 Committed::Done(story) => {
+                    crate::metrics::job_finished(&finished, "succeeded");
                     match story {
                         Some(story) => tracing::info!(status = %story.status, key = %media.key, "render composed"),
                         None => tracing::warn!("render composed, but the story had moved on; it stays where it is"),
