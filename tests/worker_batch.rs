@@ -58,7 +58,7 @@ async fn a_batch_of_ten_reports_exactly_its_poison_and_its_transient_failure() {
     assert_eq!(records.len(), 10);
 
     // The other story's media folder cannot be written for now (a full or failing disk).
-    let blocked = app.dir.path().join("media/stories").join(&other);
+    let blocked = app.dir.path().join("media/clips").join(&other);
     std::fs::create_dir_all(blocked.parent().unwrap()).unwrap();
     std::fs::write(&blocked, b"in the way").unwrap();
 
