@@ -15,9 +15,11 @@ use support::TestApp;
 type Route = (String, String, String);
 
 /// The routes each function's `routes()` declares, read from its source: every
-/// `route(r, "<path>", get(..).post(..))`.
+/// `route(r, "<path>", get(..).post(..))`; and the OpenAPI document, which the shared router
+/// serves in every function and the template maps to the Stories function.
 fn routes_in_code() -> BTreeSet<Route> {
     let mut routes = BTreeSet::new();
+    routes.insert(("stories".to_owned(), "GET".to_owned(), shared::http::openapi_path()));
     for function in ["stories", "scenes", "prompts", "jobs", "providers"] {
         let source = std::fs::read_to_string(format!("functions/{function}/src/lib.rs")).unwrap();
         for chunk in source.split("route(r, \"").skip(1) {
@@ -62,7 +64,7 @@ fn routes_in_template() -> BTreeSet<Route> {
 fn the_template_maps_every_route_of_the_code_to_its_function_and_nothing_else() {
     let code = routes_in_code();
     let template = routes_in_template();
-    assert!(code.len() >= 46, "the parser found the routes: {}", code.len());
+    assert!(code.len() >= 47, "the parser found the routes: {}", code.len());
     let missing: Vec<_> = code.difference(&template).collect();
     let extra: Vec<_> = template.difference(&code).collect();
     assert!(missing.is_empty() && extra.is_empty(), "not in the template: {missing:#?}\nnot in the code: {extra:#?}");
@@ -84,4 +86,18 @@ async fn every_route_in_the_template_answers_through_the_router() {
             assert!(concrete.contains("01JCZ5T8Y9E6K3W7QX4M2N1P0R"), "{method} {concrete}: {}", reply.body);
         }
     }
+}
+
+#[test]
+fn the_openapi_document_describes_every_route_of_the_code_and_nothing_else() {
+    let code: BTreeSet<(String, String)> = routes_in_code()
+        .into_iter()
+        .filter(|(_, _, path)| *path != shared::http::openapi_path())
+        .map(|(_, method, path)| (method, path))
+        .collect();
+    let documented: BTreeSet<(String, String)> = shared::http::openapi::documented_routes().into_iter().collect();
+    assert_eq!(documented.len(), shared::http::openapi::documented_routes().len(), "an operation is documented twice");
+    let missing: Vec<_> = code.difference(&documented).collect();
+    let extra: Vec<_> = documented.difference(&code).collect();
+    assert!(missing.is_empty() && extra.is_empty(), "not documented: {missing:#?}\ndocumented, not served: {extra:#?}");
 }

@@ -41,7 +41,7 @@ fn one(prompt: &ScenePrompt) -> Response {
 }
 
 fn scene_ref(v: &Value) -> Result<SceneId, String> {
-    let raw = string(v)?;
+    let raw = string(v)?.trim();
     SceneId::parse(raw)
         .ok_or_else(|| format!("Invalid pk \"{}\" - object does not exist.", raw.chars().take(64).collect::<String>()))
 }

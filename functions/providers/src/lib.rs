@@ -82,7 +82,7 @@ fn take<T>(f: &mut Fields, whole: bool, name: &str, parse: Parse<T>) -> Option<T
 
 fn model(v: &Value) -> Result<String, String> {
     let s = string(v)?.trim();
-    if s.is_empty() || s.len() > 200 || s.chars().any(char::is_control) {
+    if s.is_empty() || s.chars().count() > 200 || s.chars().any(char::is_control) {
         return Err("A model name of 1 to 200 characters is required.".into());
     }
     Ok(s.to_owned())
@@ -219,12 +219,22 @@ fn check_provider_field(body: &mut Map<String, Value>, path: &str) -> Result<(),
     }
 }
 
-async fn disable(State(state): State<AppState>, caller: Caller, Path(p): Path<String>) -> Result<Response, Error> {
+async fn disable(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(p): Path<String>,
+    JsonObject(_): JsonObject,
+) -> Result<Response, Error> {
     admin_only(&caller)?;
     write(&state, &p, ProviderEdit { enabled: Some(false), ..ProviderEdit::default() }, None).await
 }
 
-async fn enable(State(state): State<AppState>, caller: Caller, Path(p): Path<String>) -> Result<Response, Error> {
+async fn enable(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(p): Path<String>,
+    JsonObject(_): JsonObject,
+) -> Result<Response, Error> {
     admin_only(&caller)?;
     write(&state, &p, ProviderEdit { enabled: Some(true), ..ProviderEdit::default() }, None).await
 }

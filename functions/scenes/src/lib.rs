@@ -45,7 +45,7 @@ fn one(scene: &Scene) -> Response {
 }
 
 fn story_ref(v: &Value) -> Result<StoryId, String> {
-    let raw = string(v)?;
+    let raw = string(v)?.trim();
     StoryId::parse(raw)
         .ok_or_else(|| format!("Invalid pk \"{}\" - object does not exist.", raw.chars().take(64).collect::<String>()))
 }

@@ -81,6 +81,9 @@ pub enum Error {
     /// `If-Match` named a version that is no longer current.
     #[error("precondition failed: current version is {current_version}")]
     VersionMismatch { current_version: u64 },
+    /// A pagination cursor this list did not issue (404, as DRF's `CursorPagination` answers).
+    #[error("invalid cursor")]
+    InvalidCursor,
     /// An `Idempotency-Key` was reused with a different request.
     #[error("idempotency key reused with a different request")]
     IdempotencyKeyReused,

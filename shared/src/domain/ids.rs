@@ -15,6 +15,13 @@ macro_rules! ulid_id {
         impl $name {
             /// Parses an id sent by a client or read from storage.
             pub fn parse(raw: &str) -> Option<Self> {
+                // Only the canonical form the server issues (upper-case Crockford base 32), so an
+                // id names one object and matches the API description's pattern exactly.
+                let canonical = raw.len() == 26
+                    && raw.bytes().all(|b| b.is_ascii_digit() || (b.is_ascii_uppercase() && !b"ILOU".contains(&b)));
+                if !canonical {
+                    return None;
+                }
                 ulid::Ulid::from_string(raw).ok().map(|u| Self(u.to_string()))
             }
 

@@ -179,9 +179,18 @@ impl DurationSeconds {
 pub struct Project(i64);
 
 impl Project {
-    /// Any integer from 1 up.
+    /// The largest project number: fifteen digits, exact in every JSON client's numbers.
+    pub const MAX: i64 = 999_999_999_999_999;
+
+    /// Any integer from 1 to `MAX`.
     pub fn parse(value: i64) -> Result<Self, String> {
-        if value < 1 { Err("Ensure this value is greater than or equal to 1.".to_owned()) } else { Ok(Self(value)) }
+        if value < 1 {
+            Err("Ensure this value is greater than or equal to 1.".to_owned())
+        } else if value > Self::MAX {
+            Err(format!("Ensure this value is less than or equal to {}.", Self::MAX))
+        } else {
+            Ok(Self(value))
+        }
     }
 
     /// The number.
@@ -220,7 +229,7 @@ impl Resolution {
     /// Parses `1920x1080`.
     pub fn parse(raw: &str) -> Result<Self, String> {
         let shape = || "Enter a resolution as WIDTHxHEIGHT, for example 1920x1080.".to_owned();
-        let (w, h) = raw.split_once('x').ok_or_else(shape)?;
+        let (w, h) = raw.trim().split_once('x').ok_or_else(shape)?;
         let side = |s: &str| -> Result<u32, String> {
             if s.is_empty() || s.len() > 5 || !s.bytes().all(|b| b.is_ascii_digit()) {
                 return Err(shape());

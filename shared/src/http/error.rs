@@ -16,7 +16,7 @@ pub fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
         Error::NotAuthenticated => (StatusCode::UNAUTHORIZED, "not_authenticated"),
         Error::InvalidToken(_) => (StatusCode::UNAUTHORIZED, "authentication_failed"),
         Error::Forbidden(_) => (StatusCode::FORBIDDEN, "permission_denied"),
-        Error::NotFound => (StatusCode::NOT_FOUND, "not_found"),
+        Error::NotFound | Error::InvalidCursor => (StatusCode::NOT_FOUND, "not_found"),
         Error::MethodNotAllowed(_) => (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed"),
         Error::InvalidTransition { .. } => (StatusCode::CONFLICT, "invalid_transition"),
         Error::Locked { .. } => (StatusCode::CONFLICT, "locked"),
@@ -29,6 +29,27 @@ pub fn status_and_code(error: &Error) -> (StatusCode, &'static str) {
         Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
     }
 }
+
+/// Every `code` an error body can carry (the OpenAPI document lists them; a test checks each
+/// variant's code is here).
+pub const CODES: &[&str] = &[
+    "invalid",
+    "parse_error",
+    "not_authenticated",
+    "authentication_failed",
+    "permission_denied",
+    "not_found",
+    "method_not_allowed",
+    "invalid_transition",
+    "locked",
+    "conflict",
+    "idempotency_in_progress",
+    "precondition_failed",
+    "payload_too_large",
+    "unsupported_media_type",
+    "idempotency_key_reused",
+    "server_error",
+];
 
 /// The DRF-shaped body: field errors at the top level, or `detail`; always a `code`.
 pub fn error_body(error: &Error) -> Value {
@@ -54,6 +75,9 @@ pub fn error_body(error: &Error) -> Value {
         }
         Error::NotFound => {
             body.insert("detail".into(), json!("Not found."));
+        }
+        Error::InvalidCursor => {
+            body.insert("detail".into(), json!("Invalid cursor."));
         }
         Error::MethodNotAllowed(method) => {
             body.insert("detail".into(), json!(format!("Method \"{method}\" not allowed.")));

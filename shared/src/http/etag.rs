@@ -30,9 +30,11 @@ pub fn parse_if_match(raw: &str) -> Result<Option<u64>> {
         return Ok(None);
     }
     let bare = text.strip_prefix("W/").unwrap_or(text).trim_matches('"');
-    bare.parse::<u64>()
-        .map(Some)
-        .map_err(|_| Error::field("If-Match", "Expected the ETag of the object, for example \"3\"."))
+    if bare.is_empty() || !bare.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(Error::field("If-Match", "Expected the ETag of the object, for example \"3\"."));
+    }
+    // A version past u64 names none that exists: 412, not a malformed header.
+    Ok(Some(bare.parse::<u64>().unwrap_or(u64::MAX)))
 }
 
 /// The `ETag` of an object at `version`.

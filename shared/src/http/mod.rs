@@ -8,6 +8,7 @@ pub mod etag;
 pub mod idempotency;
 pub mod jobs;
 pub mod json;
+pub mod openapi;
 pub mod pagination;
 pub mod views;
 
@@ -107,12 +108,20 @@ pub fn route(router: Router<AppState>, path: &str, methods: MethodRouter<AppStat
     router.route(&full, methods.clone()).route(&bare, methods)
 }
 
+/// Where the OpenAPI document is served (by every function's router; the template maps it to the
+/// Stories function).
+pub fn openapi_path() -> String {
+    format!("{API_PREFIX}{}", openapi::PATH)
+}
+
 /// Wraps the routes of one or more functions into the API: authentication and idempotency on
 /// every route, JSON 404/405 for everything else, and one log line per request.
 pub fn api(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .route_layer(from_fn_with_state(state.clone(), idempotency::idempotent))
         .route_layer(from_fn_with_state(state.auth.clone(), auth::require_caller))
+        // Added after the layers above: the API's description needs no token.
+        .route(&openapi_path(), axum::routing::get(openapi::serve))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(from_fn_with_state(state.ids.clone(), trace_requests))

@@ -75,14 +75,14 @@ impl CursorCodec {
 
     /// Checks a cursor and returns its position and direction.
     pub fn decode(&self, user: &UserId, listing: &str, cursor: &str, descending: bool) -> Result<(String, Direction)> {
-        let invalid = || Error::field("cursor", "Invalid cursor.");
+        let invalid = || Error::InvalidCursor;
         let (payload_b64, tag_b64) = cursor.split_once('.').ok_or_else(invalid)?;
         let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| invalid())?;
         let tag = URL_SAFE_NO_PAD.decode(tag_b64).map_err(|_| invalid())?;
         self.mac(&payload, user, listing).verify_slice(&tag).map_err(|_| invalid())?;
         let parsed: CursorPayload = serde_json::from_slice(&payload).map_err(|_| invalid())?;
         if parsed.d != descending {
-            return Err(Error::field("cursor", "This cursor belongs to another ordering."));
+            return Err(Error::InvalidCursor);
         }
         Ok((parsed.p, if parsed.b { Direction::Backward } else { Direction::Forward }))
     }
@@ -99,10 +99,22 @@ impl QueryParams {
         Self(pairs)
     }
 
-    /// The last value of `name` (as Django's `QueryDict.get` does).
+    /// The last value of `name` (as Django's `QueryDict.get` does), without surrounding white
+    /// space (as Django's form fields strip it).
     pub fn get(&self, name: &str) -> Option<&str> {
-        self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+        self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.trim())
     }
+}
+
+/// A page size: digits (an optional `+`) naming 1 or more; sizes past any integer count as huge
+/// (and are clamped), not as errors.
+fn page_size(raw: &str) -> Option<usize> {
+    let digits = raw.strip_prefix('+').unwrap_or(raw);
+    if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    let n = digits.parse::<usize>().unwrap_or(usize::MAX);
+    (n >= 1).then_some(n)
 }
 
 /// One listing's query: which page, which order.
@@ -130,10 +142,10 @@ impl Listing {
     ) -> Result<(Self, usize)> {
         let limit = match query.get("page_size") {
             None | Some("") => DEFAULT_PAGE_SIZE,
-            Some(raw) => match raw.parse::<i64>() {
+            Some(raw) => match page_size(raw) {
                 // DRF clamps to max_page_size rather than refusing.
-                Ok(n) if n >= 1 => (n as usize).min(MAX_PAGE_SIZE),
-                _ => {
+                Some(n) => n.min(MAX_PAGE_SIZE),
+                None => {
                     errors.add("page_size", "A valid integer greater than or equal to 1 is required.");
                     DEFAULT_PAGE_SIZE
                 }
@@ -154,16 +166,21 @@ impl Listing {
         let bound_name = format!("{name}|{}", orderings.get(ordering_index).map_or("", |(n, _)| *n));
         let mut position = None;
         let mut direction = Direction::Forward;
+        let mut cursor_error = None;
         if let Some(cursor) = query.get("cursor").filter(|c| !c.is_empty()) {
             match codec.decode(user, &bound_name, cursor, descending) {
                 Ok((p, d)) => {
                     position = Some(p);
                     direction = d;
                 }
-                Err(_) => errors.add("cursor", "Invalid cursor."),
+                Err(e) => cursor_error = Some(e),
             }
         }
         errors.into_result()?;
+        // Only once the other parameters are well formed: a cursor this list did not issue is 404.
+        if let Some(e) = cursor_error {
+            return Err(e);
+        }
         let page = PageRequest { position, direction, descending, limit };
         Ok((Listing { page, name: bound_name, user: user.clone() }, ordering_index))
     }

@@ -121,10 +121,214 @@ pub fn job(j: &Job, links: &MediaLinks) -> Value {
         "error": j.error,
         "result": media(j.result.as_ref(), links),
         "waiting_for": j.waiting_for,
-        "render": j.render,
+        "render": j.render.as_ref().map(render_spec),
         "queued_at": j.queued_at,
         "started_at": j.started_at,
         "finished_at": j.finished_at,
         "version": j.version,
     })
+}
+
+/// A render's spec as its owner sees it: the provider's terms without the secret's name, which
+/// only admins see.
+fn render_spec(spec: &crate::domain::render::RenderSpec) -> Value {
+    let mut v = serde_json::to_value(spec).unwrap_or(Value::Null);
+    if let Some(terms) = v.get_mut("terms").and_then(Value::as_object_mut) {
+        terms.remove("secret_name");
+    }
+    v
+}
+
+/// The JSON Schemas of the views above (and of the answers built from them), by component name,
+/// for the OpenAPI document. Kept beside the views so the two change together; a test validates
+/// real answers against them, and every object is closed (`additionalProperties: false`) so a
+/// field added to a view without its schema fails that test.
+pub fn schemas() -> serde_json::Map<String, Value> {
+    use crate::domain::job::{JobKind, JobPriority, JobStatus};
+    use crate::domain::prompt::PromptType;
+    use crate::domain::provider::Quality;
+    use crate::domain::render::{RenderStage, VideoFormat};
+    use crate::domain::scene::{SceneKind, SceneStatus};
+    use crate::domain::state_machine::StoryStatus;
+    use crate::domain::values::AiProvider;
+
+    fn choice<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Value {
+        json!({"type": "string", "enum": all.iter().map(|v| name(*v)).collect::<Vec<_>>()})
+    }
+    /// A closed object whose every property is always present.
+    fn closed(properties: Value) -> Value {
+        let required: Vec<String> = properties.as_object().map(|p| p.keys().cloned().collect()).unwrap_or_default();
+        json!({"type": "object", "properties": properties, "required": required, "additionalProperties": false})
+    }
+    fn reference(name: &str) -> Value {
+        json!({"$ref": format!("#/components/schemas/{name}")})
+    }
+    fn nullable(name: &str) -> Value {
+        json!({"oneOf": [reference(name), {"type": "null"}]})
+    }
+    fn list_of(name: &str) -> Value {
+        closed(json!({
+            "next": {"type": ["string", "null"], "description": "The next page's link."},
+            "previous": {"type": ["string", "null"], "description": "The previous page's link."},
+            "results": {"type": "array", "items": reference(name)},
+        }))
+    }
+    fn counts() -> Value {
+        json!({"type": "object", "additionalProperties": {"type": "integer", "minimum": 0}})
+    }
+    let id = json!({"type": "string"});
+    let time = json!({"type": "string", "format": "date-time"});
+    let maybe_time = json!({"type": ["string", "null"], "format": "date-time"});
+    let count = json!({"type": "integer", "minimum": 0});
+    let money = json!({"type": "number", "minimum": 0});
+    let maybe_text = json!({"type": ["string", "null"]});
+    let prices = closed(json!({"low": money, "medium": money, "high": money}));
+    let quality_cost = closed(json!({"quality": choice(Quality::ALL, Quality::as_str), "cost_usd": money}));
+
+    let mut provider = closed(json!({
+        "provider": choice(AiProvider::ALL, AiProvider::as_str),
+        "enabled": {"type": "boolean"},
+        "model": {"type": "string"},
+        "price_per_second_usd": prices,
+        "max_clip_seconds": count,
+        "rate_limit_per_minute": count,
+        "default_parameters": {"type": "object"},
+        "version": count,
+    }));
+    // Admins only: present for them, absent for everyone else.
+    provider["properties"]["secret_name"] = json!({"type": ["string", "null"]});
+
+    let mut accepted =
+        closed(json!({"jobs": {"type": "array", "items": reference("Job")}, "story": reference("Story")}));
+    accepted["required"] = json!(["jobs"]);
+
+    let scene_properties = json!({
+        "id": id, "story": id, "order": count,
+        "kind": choice(SceneKind::ALL, SceneKind::as_str),
+        "title": {"type": "string"}, "description": {"type": "string"},
+        "start_seconds": {"type": "number", "minimum": 0},
+        "duration_seconds": {"type": "number", "exclusiveMinimum": 0},
+        "status": choice(SceneStatus::ALL, SceneStatus::as_str),
+        "media": nullable("Media"),
+        "version": count, "created_at": time, "updated_at": time,
+    });
+    let mut scene_with_prompts = scene_properties.clone();
+    scene_with_prompts["prompts"] = json!({"type": "array", "items": reference("Prompt")});
+
+    let schemas = json!({
+        "Media": closed(json!({
+            "url": {"type": ["string", "null"], "description": "A signed link for the owner, issued on every read."},
+            "expires_at": maybe_time,
+            "duration_seconds": {"type": "number", "minimum": 0},
+            "width": count, "height": count, "fps": count,
+            "format": {"type": "string"},
+            "size_bytes": count,
+        })),
+        "Story": closed(json!({
+            "id": id, "owner": {"type": "string"},
+            "project": {"type": ["integer", "null"]},
+            "title": {"type": "string"}, "description": {"type": "string"},
+            "duration_seconds": count, "fps": count, "resolution": {"type": "string"},
+            "ai_provider": choice(AiProvider::ALL, AiProvider::as_str),
+            "style_preset": {"type": "string"},
+            "status": choice(&StoryStatus::ALL, StoryStatus::as_str),
+            "is_locked": {"type": "boolean"}, "locked_at": maybe_time,
+            "version": count,
+            "preview": nullable("Media"), "final": nullable("Media"),
+            "failure_reason": maybe_text,
+            "created_at": time, "updated_at": time,
+        })),
+        "Transition": closed(json!({
+            "story": id, "sequence": count,
+            "from": choice(&StoryStatus::ALL, StoryStatus::as_str),
+            "to": choice(&StoryStatus::ALL, StoryStatus::as_str),
+            "actor": {"type": "string", "description": "A user id, or `system`."},
+            "reason": {"type": "string"}, "at": time,
+        })),
+        "Scene": closed(scene_properties),
+        "SceneWithPrompts": closed(scene_with_prompts),
+        "SceneArray": {"type": "array", "items": reference("Scene")},
+        "Prompt": closed(json!({
+            "id": id, "scene": id, "story": id,
+            "prompt_type": choice(PromptType::ALL, PromptType::as_str),
+            "text": {"type": "string"}, "parameters": {"type": "object"},
+            "is_selected": {"type": "boolean"},
+            "version": count, "created_at": time, "updated_at": time,
+        })),
+        "RenderSpec": closed(json!({
+            "stage": choice(RenderStage::ALL, RenderStage::as_str),
+            "quality": choice(Quality::ALL, Quality::as_str),
+            "include_audio": {"type": "boolean"}, "watermark": {"type": "boolean"},
+            "include_subtitles": {"type": "boolean"},
+            "output_format": choice(VideoFormat::ALL, VideoFormat::as_str),
+            "width": count, "height": count, "fps": count,
+            "terms": closed(json!({
+                "model": {"type": "string"},
+                "price_per_second_usd": money,
+                "default_parameters": {"type": "object"},
+            })),
+        })),
+        "Job": closed(json!({
+            "id": id, "owner": {"type": "string"}, "story": id,
+            "scene": {"type": ["string", "null"]},
+            "kind": choice(JobKind::ALL, JobKind::as_str),
+            "status": choice(JobStatus::ALL, JobStatus::as_str),
+            "priority": choice(JobPriority::ALL, JobPriority::as_str),
+            "attempts": count, "max_attempts": count,
+            "progress": {"type": "integer", "minimum": 0, "maximum": 100},
+            "provider": choice(AiProvider::ALL, AiProvider::as_str),
+            "provider_task_id": maybe_text,
+            "cost_usd": money,
+            "error": maybe_text,
+            "result": nullable("Media"),
+            "waiting_for": count,
+            "render": nullable("RenderSpec"),
+            "queued_at": time, "started_at": maybe_time, "finished_at": maybe_time,
+            "version": count,
+        })),
+        "Provider": provider,
+        "StoryList": list_of("Story"),
+        "TransitionList": list_of("Transition"),
+        "SceneList": list_of("Scene"),
+        "PromptList": list_of("Prompt"),
+        "JobList": list_of("Job"),
+        "ProviderList": {
+            "type": "object",
+            "properties": {"count": count, "next": {"type": "null"}, "previous": {"type": "null"}, "results": {"type": "array", "items": reference("Provider")}},
+            "required": ["count", "next", "previous", "results"],
+            "additionalProperties": false,
+        },
+        "Accepted": accepted,
+        "ScenePlan": closed(json!({
+            "story": reference("Story"),
+            "scenes": {"type": "array", "items": reference("SceneWithPrompts")},
+        })),
+        "GeneratedPrompts": closed(json!({
+            "writer": {"type": "string", "enum": ["template", "llm"]},
+            "llm_error": maybe_text,
+            "prompts": {"type": "array", "items": reference("Prompt")},
+        })),
+        "StoryStatistics": closed(json!({
+            "total_stories": count, "by_status": counts(), "by_provider": counts(),
+            "planned_seconds": count, "previews_rendered": count, "finals_rendered": count,
+            "seconds_rendered": {"type": "number", "minimum": 0}, "locked_stories": count,
+        })),
+        "JobStatistics": closed(json!({
+            "total_jobs": count, "by_status": counts(), "by_kind": counts(), "by_provider": counts(),
+            "seconds_rendered": {"type": "number", "minimum": 0}, "cost_usd": money,
+            "success_rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
+            "mean_processing_seconds": {"type": ["number", "null"], "minimum": 0},
+        })),
+        "CostEstimate": closed(json!({
+            "story": id,
+            "provider": choice(AiProvider::ALL, AiProvider::as_str),
+            "model": {"type": "string"},
+            "seconds": count,
+            "preview": {"type": "array", "items": quality_cost},
+            "final": {"type": "array", "items": quality_cost},
+            "total_usd": money,
+            "estimated_render_seconds": {"type": "number", "minimum": 0},
+        })),
+    });
+    schemas.as_object().cloned().unwrap_or_default()
 }
