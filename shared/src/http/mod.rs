@@ -145,7 +145,8 @@ async fn method_not_allowed(method: Method) -> Response {
     Error::MethodNotAllowed(method.to_string()).into_response()
 }
 
-/// One span per request (request id, method, path, user) and one line when it ends.
+/// One span per request (request id, method, path, user, and the story or job in the path) and
+/// one line when it ends.
 async fn trace_requests(
     axum::extract::State(ids): axum::extract::State<Arc<dyn IdGenerator>>,
     request: Request,
@@ -163,7 +164,13 @@ async fn trace_requests(
         method = %request.method(),
         path = %request.uri().path(),
         user = tracing::field::Empty,
+        story_id = tracing::field::Empty,
+        job_id = tracing::field::Empty,
     );
+    // The story or job a request is about, from its path, so its lines join the worker's.
+    if let Some((kind, id)) = object_in_path(request.uri().path()) {
+        span.record(kind, id);
+    }
     async move {
         let started = Instant::now();
         let mut response = next.run(request).await;
@@ -179,6 +186,18 @@ async fn trace_requests(
     .await
 }
 
+/// `("story_id", id)` for `/api/ai-video/stories/<id>/…`, `("job_id", id)` for jobs.
+fn object_in_path(path: &str) -> Option<(&'static str, &str)> {
+    let mut parts = path.strip_prefix(API_PREFIX)?.trim_start_matches('/').split('/');
+    let field = match parts.next()? {
+        "stories" => "story_id",
+        "jobs" => "job_id",
+        _ => return None,
+    };
+    let id = parts.next()?;
+    crate::domain::ids::StoryId::parse(id).is_some().then_some((field, id))
+}
+
 /// The request id API Gateway gave the request (the one its access logs show).
 fn api_gateway_request_id(request: &Request) -> Option<String> {
     use lambda_http::request::RequestContext;
@@ -187,5 +206,19 @@ fn api_gateway_request_id(request: &Request) -> Option<String> {
         RequestContext::ApiGatewayV1(ctx) => ctx.request_id.clone(),
         #[allow(unreachable_patterns)]
         _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::object_in_path;
+
+    #[test]
+    fn request_lines_name_the_story_or_job_in_their_path() {
+        let id = "01JCZ5T8Y9E6K3W7QX4M2N1P0R";
+        assert_eq!(object_in_path(&format!("/api/ai-video/stories/{id}/lock/")), Some(("story_id", id)));
+        assert_eq!(object_in_path(&format!("/api/ai-video/jobs/{id}")), Some(("job_id", id)));
+        assert_eq!(object_in_path("/api/ai-video/stories/statistics/"), None);
+        assert_eq!(object_in_path(&format!("/api/ai-video/scenes/{id}/")), None);
     }
 }
