@@ -54,7 +54,7 @@ fn text(min: usize, max: usize, what: &str) -> Value {
 }
 
 /// A string choice, listing every value the parser accepts.
-fn choice<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Value {
+pub(crate) fn choice<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Value {
     json!({"type": "string", "enum": all.iter().map(|v| name(*v)).collect::<Vec<_>>()})
 }
 

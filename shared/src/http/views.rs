@@ -152,9 +152,7 @@ pub fn schemas() -> serde_json::Map<String, Value> {
     use crate::domain::state_machine::StoryStatus;
     use crate::domain::values::AiProvider;
 
-    fn choice<T: Copy>(all: &[T], name: fn(T) -> &'static str) -> Value {
-        json!({"type": "string", "enum": all.iter().map(|v| name(*v)).collect::<Vec<_>>()})
-    }
+    use crate::http::openapi::choice;
     /// A closed object whose every property is always present.
     fn closed(properties: Value) -> Value {
         let required: Vec<String> = properties.as_object().map(|p| p.keys().cloned().collect()).unwrap_or_default();
