@@ -8,20 +8,20 @@ use std::time::Duration;
 
 use axum::Router;
 use shared::config::{Backend, Config};
-use shared::http::AppState;
+use shared::runtime::Local;
 
-/// The whole API: every function's routes behind the shared HTTP layer.
-pub fn app(state: AppState) -> Router {
-    let local_media = state.local_media.clone();
+/// The whole API: every function's routes behind the shared HTTP layer, and the embedded
+/// backend's media links.
+pub fn app(local: &Local) -> Router {
     let routes = stories::routes()
         .merge(scenes::routes())
         .merge(prompts::routes())
         .merge(jobs::routes())
         .merge(providers::routes());
-    let api = shared::http::api(routes, state);
-    match local_media {
+    let api = shared::http::api(routes, local.api.clone());
+    match &local.media {
         // Downloads are authorised by the link's signature (as S3's presigned URLs are), not a token.
-        Some(media) => api.merge(media.router()),
+        Some(media) => api.merge(media.clone().router()),
         None => api,
     }
 }
@@ -130,7 +130,7 @@ pub async fn serve(config: &Config, addr: SocketAddr) -> Result<(), String> {
     let mut config = config.clone();
     // Media links point at the address actually bound (port 0 picks one).
     config.addr = bound;
-    let state = shared::runtime::build_state(&config).await.map_err(|e| one_line(&e))?;
+    let local = shared::runtime::build_local(&config).await.map_err(|e| one_line(&e))?;
     // The one line tools wait for (tests read the port from it when started with port 0).
     let place = match config.backend {
         Backend::Embedded => format!("data dir {}", config.data_dir.display()),
@@ -140,10 +140,15 @@ pub async fn serve(config: &Config, addr: SocketAddr) -> Result<(), String> {
     // The in-process worker consumes the job queue as the worker Lambda's event source would.
     let (stop_worker, stopped) = tokio::sync::oneshot::channel::<()>();
     let visibility = Duration::from_secs(config.worker.visibility_seconds);
-    let worker = tokio::spawn(shared::runtime::consume_jobs(state.clone(), visibility, async {
-        let _ = stopped.await;
-    }));
-    let served = axum::serve(listener, app(state))
+    let consumer = local.jobs.clone();
+    let worker = tokio::spawn(async move {
+        consumer
+            .consume(visibility, async {
+                let _ = stopped.await;
+            })
+            .await;
+    });
+    let served = axum::serve(listener, app(&local))
         .with_graceful_shutdown(shared::runtime::shutdown_signal())
         .await
         .map_err(|e| format!("server stopped: {e}"));
@@ -154,7 +159,7 @@ pub async fn serve(config: &Config, addr: SocketAddr) -> Result<(), String> {
 
 fn one_line(e: &shared::Error) -> String {
     match e {
-        shared::Error::Internal(why) => why.clone(),
+        shared::Error::Internal(why) => why.to_string(),
         other => other.to_string(),
     }
 }

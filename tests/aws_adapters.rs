@@ -52,7 +52,7 @@ async fn create_resources_makes_the_table_queues_with_a_dead_letter_queue_bucket
     let attributes = clients
         .sqs
         .get_queue_attributes()
-        .queue_url(&first.1)
+        .queue_url(&first.normal)
         .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
         .send()
         .await
@@ -71,7 +71,7 @@ async fn create_resources_makes_the_table_queues_with_a_dead_letter_queue_bucket
 async fn jobs_go_to_the_queue_of_their_priority_as_ids_only_and_honour_delays() {
     let clients = aws_clients().await;
     let names = fresh_aws_names();
-    let (high, normal, low) = create_resources(&clients, &names).await.unwrap();
+    let shared::adapters::aws::QueueUrls { high, normal, low } = create_resources(&clients, &names).await.unwrap();
     let queue = SqsQueue::new(clients.sqs.clone(), high.clone(), normal.clone(), low.clone());
     let message = JobMessage {
         job_id: JobId::from_ulid(ulid::Ulid::new()),
@@ -352,4 +352,103 @@ fn serve_on_aws_without_its_table_says_so_in_one_line() {
     let err = String::from_utf8_lossy(&out.stderr).trim().to_owned();
     assert_eq!(err.lines().count(), 1, "{err}");
     assert!(err.contains(&names.table) && err.contains("--create-resources"), "{err}");
+}
+
+/// A DynamoDB endpoint on loopback that answers every call as a throttled table does (HTTP 400,
+/// `ThrottlingException` in DynamoDB's JSON error shape), counting the calls it saw.
+async fn throttling_dynamodb() -> (String, Arc<std::sync::atomic::AtomicUsize>) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let endpoint = format!("http://{}", listener.local_addr().unwrap());
+    let calls = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let seen = calls.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((mut socket, _)) = listener.accept().await else { return };
+            let seen = seen.clone();
+            tokio::spawn(async move {
+                let mut buffer = vec![0u8; 64 * 1024];
+                let mut read = Vec::new();
+                loop {
+                    let Ok(n) = socket.read(&mut buffer).await else { return };
+                    if n == 0 {
+                        return;
+                    }
+                    read.extend_from_slice(&buffer[..n]);
+                    let text = String::from_utf8_lossy(&read).to_string();
+                    let Some(head_end) = text.find("\r\n\r\n") else { continue };
+                    let length = text[..head_end]
+                        .lines()
+                        .find_map(|l| {
+                            l.to_ascii_lowercase().strip_prefix("content-length:").map(|v| v.trim().to_owned())
+                        })
+                        .and_then(|v| v.parse::<usize>().ok())
+                        .unwrap_or(0);
+                    if read.len() < head_end + 4 + length {
+                        continue;
+                    }
+                    read.drain(..head_end + 4 + length);
+                    seen.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                    let body = r#"{"__type":"com.amazonaws.dynamodb.v20120810#ThrottlingException","message":"Rate of requests exceeds the allowed throughput."}"#;
+                    let answer = format!(
+                        "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.0\r\ncontent-length: {}\r\n\r\n{body}",
+                        body.len()
+                    );
+                    if socket.write_all(answer.as_bytes()).await.is_err() {
+                        return;
+                    }
+                }
+            });
+        }
+    });
+    (endpoint, calls)
+}
+
+#[tokio::test]
+async fn a_throttled_table_answers_503_with_retry_after_not_500() {
+    let (endpoint, calls) = throttling_dynamodb().await;
+    let credentials = aws_sdk_dynamodb::config::Credentials::new("test", "test", None, None, "tests");
+    let sdk = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .endpoint_url(&endpoint)
+        .region(aws_config::Region::new("us-east-1"))
+        .credentials_provider(credentials)
+        .load()
+        .await;
+    let store = DynamoStore::new(aws_sdk_dynamodb::Client::new(&sdk), "throttled");
+    let owner = UserId::parse("alice").unwrap();
+    let error = store.story(&owner, &StoryId::from_ulid(ulid::Ulid::new())).await.unwrap_err();
+    assert!(matches!(error, shared::Error::Unavailable { .. }), "{error:?}");
+    assert!(error.to_string().contains("ThrottlingException"), "the cause is kept for the log: {error}");
+    assert!(calls.load(std::sync::atomic::Ordering::SeqCst) >= 1);
+    let response = axum::response::IntoResponse::into_response(error);
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    assert!(response.headers().contains_key("retry-after"));
+    let body = support::reply(response).await.body;
+    assert_eq!(body["code"], "unavailable");
+}
+
+#[tokio::test]
+async fn an_api_function_starts_with_one_aws_call_and_the_worker_with_none() {
+    // What `aivideo serve --create-resources` (or the template) made.
+    let clients = aws_clients().await;
+    let names = fresh_aws_names();
+    let urls = create_resources(&clients, &names).await.unwrap();
+    let config = shared::config::Config {
+        backend: shared::config::Backend::Aws,
+        aws: shared::adapters::aws::AwsNames { queue_urls: Some(urls), ..names },
+        ..shared::config::Config::default()
+    };
+    // An API function's cold start as the template configures it: the queue URLs from the
+    // environment, no table check; the token secret is the one call.
+    let clients = aws_clients().await;
+    let calls = clients.calls.clone();
+    let backend = shared::runtime::open_aws_backend(&config, clients, shared::runtime::Role::Api).await.unwrap();
+    shared::runtime::api(&config, &backend).unwrap();
+    assert_eq!(calls.snapshot(), [("secretsmanager.GetSecretValue".to_owned(), 1)].into_iter().collect());
+    // The worker needs no token secret: no call at all.
+    let clients = aws_clients().await;
+    let calls = clients.calls.clone();
+    let backend = shared::runtime::open_aws_backend(&config, clients, shared::runtime::Role::Worker).await.unwrap();
+    shared::runtime::worker(&config, &backend, shared::adapters::ffmpeg::Ffmpeg::configured()).unwrap();
+    assert_eq!(calls.total(), 0, "{:?}", calls.snapshot());
 }

@@ -177,7 +177,8 @@ async fn function_router(event: &str, data_dir: &Path) -> Router {
         auth: AuthConfig { secret: Some(EVENT_SECRET.to_owned()), ..AuthConfig::default() },
         ..Config::default()
     };
-    let state = shared::runtime::build_state(&config).await.unwrap();
+    // As each Lambda builds it: the API role only.
+    let state = shared::runtime::build_api(&config).await.unwrap();
     match event.split('-').next().unwrap() {
         "stories" => stories::router(state),
         "scenes" => scenes::router(state),
@@ -253,11 +254,15 @@ async fn run_worker_event(name: &str) -> (Vec<String>, shared::domain::job::Job)
         auth: AuthConfig { secret: Some(EVENT_SECRET.to_owned()), ..AuthConfig::default() },
         ..Config::default()
     };
-    let state = shared::runtime::build_state(&config).await.unwrap();
+    // As the worker Lambda builds it: the worker role only.
+    let consumer = shared::runtime::build_worker(&config).await.unwrap();
     let event: aws_lambda_events::event::sqs::SqsEvent =
         serde_json::from_str(&std::fs::read_to_string(format!("events/{name}.json")).unwrap()).unwrap();
-    let response = worker::handle_batch(&state.worker, event).await;
+    let response = worker::handle_batch(&consumer.worker, event).await;
     let failed = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
+    // The data dir has one user at a time: the worker lets go of it before the API reads it.
+    drop(consumer);
+    let state = shared::runtime::build_api(&config).await.unwrap();
     let job = state.jobs.get(&UserId::parse("demo-user").unwrap(), &JobId::parse(EVENT_JOB).unwrap()).await.unwrap();
     (failed, job)
 }

@@ -83,8 +83,8 @@ async fn app() -> TestApp {
 async fn work_until(app: &TestApp, story: &str, status: &str) {
     let started = Instant::now();
     loop {
-        let worker = app.state.worker.clone();
-        consume_once(app.state.inbox.as_ref(), 10, Duration::from_secs(2), |d| {
+        let worker = app.worker.clone();
+        consume_once(app.inbox.as_ref(), 10, Duration::from_secs(2), |d| {
             let worker = worker.clone();
             async move { worker.handle(&d).await }
         })
@@ -261,26 +261,28 @@ async fn a_story_from_creation_to_preview_answers_as_the_document_says() {
 fn every_error_code_is_in_the_document() {
     use shared::Error;
     use shared::domain::state_machine::StoryStatus;
+    use shared::http::error::ApiError;
     let document = shared::http::openapi::document(false);
     let codes = &document["components"]["schemas"]["Error"]["properties"]["code"]["enum"];
-    let errors = [
-        Error::field("title", "x"),
-        Error::MalformedJson("x".into()),
-        Error::NotAuthenticated,
-        Error::InvalidToken("x".into()),
-        Error::Forbidden("x".into()),
-        Error::NotFound,
-        Error::InvalidCursor,
-        Error::MethodNotAllowed("x".into()),
-        Error::InvalidTransition { detail: "x".into(), current_status: StoryStatus::Draft },
-        Error::Locked { detail: "x".into(), current_status: StoryStatus::Draft },
-        Error::Conflict { detail: "x".into(), current_status: None },
-        Error::IdempotencyInProgress,
-        Error::VersionMismatch { current_version: 1 },
-        Error::PayloadTooLarge { limit: 1 },
-        Error::UnsupportedMediaType("x".into()),
-        Error::IdempotencyKeyReused,
-        Error::internal("x"),
+    let errors: Vec<ApiError> = vec![
+        Error::field("title", "x").into(),
+        ApiError::MalformedJson("x".into()),
+        Error::NotAuthenticated.into(),
+        Error::InvalidToken("x".into()).into(),
+        Error::Forbidden("x".into()).into(),
+        Error::NotFound.into(),
+        ApiError::InvalidCursor,
+        ApiError::MethodNotAllowed("x".into()),
+        Error::InvalidTransition { detail: "x".into(), current_status: StoryStatus::Draft }.into(),
+        Error::Locked { detail: "x".into(), current_status: StoryStatus::Draft }.into(),
+        Error::Conflict { detail: "x".into(), current_status: None }.into(),
+        ApiError::IdempotencyInProgress,
+        Error::VersionMismatch { current_version: 1 }.into(),
+        ApiError::PayloadTooLarge { limit: 1 },
+        ApiError::UnsupportedMediaType("x".into()),
+        ApiError::IdempotencyKeyReused,
+        Error::internal("x").into(),
+        Error::unavailable(1, "x", std::io::Error::other("busy")).into(),
     ];
     for error in errors {
         let (_, code) = shared::http::error::status_and_code(&error);

@@ -18,7 +18,7 @@ use serde_json::{Value, json};
 use shared::adapters::providers::{ProviderSettings, RunwayProvider, WirePolicy};
 use shared::domain::values::AiProvider;
 use shared::ports::{SecretSource, consume_once};
-use shared::worker::Worker;
+use shared::services::Worker;
 use support::TestApp;
 
 const API: &str = "/api/ai-video";
@@ -72,14 +72,14 @@ async fn planned_story(app: &TestApp, provider: AiProvider, scenes: u32) -> Stri
 
 /// Runs the app's worker over its queue until the story leaves PREVIEWING (two minutes at most).
 async fn work(app: &TestApp, story: &str) -> Value {
-    work_with(app, app.state.worker.as_ref(), story).await
+    work_with(app, app.worker.as_ref(), story).await
 }
 
 /// Runs `worker` over the app's queue until the story leaves PREVIEWING (two minutes at most).
 async fn work_with(app: &TestApp, worker: &Worker, story: &str) -> Value {
     let started = Instant::now();
     loop {
-        consume_once(app.state.inbox.as_ref(), 10, Duration::from_secs(5), |d| {
+        consume_once(app.inbox.as_ref(), 10, Duration::from_secs(5), |d| {
             let worker = worker.clone();
             async move { worker.handle(&d).await }
         })
@@ -289,11 +289,11 @@ async fn slow_answers_are_waited_for_within_the_timeout_and_abandoned_after_it()
     let app = app_for(Provider::Runway, &fake, true).await;
     let story = planned_story(&app, AiProvider::Runway, 3).await;
     app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await;
-    let worker = app.state.worker.as_ref().clone().with_provider(AiProvider::Runway, Arc::new(impatient));
-    let delivery = app.state.inbox.receive_batch(1, Duration::from_secs(30)).await.unwrap().remove(0);
+    let worker = app.worker.as_ref().clone().with_provider(AiProvider::Runway, Arc::new(impatient));
+    let delivery = app.inbox.receive_batch(1, Duration::from_secs(30)).await.unwrap().remove(0);
     let started = Instant::now();
     let outcome = worker.handle(&delivery).await;
-    app.state.inbox.settle(&delivery, outcome).await.unwrap();
+    app.inbox.settle(&delivery, outcome).await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(3), "the worker never hangs on a provider");
     let jobs = jobs_of(&app, &story).await;
     let job = jobs.iter().find(|j| j["kind"] == "scene_preview" && j["attempts"] == 1).unwrap();
@@ -304,7 +304,7 @@ async fn slow_answers_are_waited_for_within_the_timeout_and_abandoned_after_it()
     // A patient client gets its answers.
     settings.wire = WirePolicy { request_timeout: Duration::from_secs(10), ..WirePolicy::default() };
     let patient = RunwayProvider::new(settings, Arc::new(Key)).unwrap();
-    let worker = app.state.worker.as_ref().clone().with_provider(AiProvider::Runway, Arc::new(patient));
+    let worker = app.worker.as_ref().clone().with_provider(AiProvider::Runway, Arc::new(patient));
     let done = work_with(&app, &worker, &story).await;
     assert_eq!(done["status"], "PREVIEW_READY", "{}", done["failure_reason"]);
 }

@@ -51,7 +51,7 @@ async fn backends() -> Vec<Backend> {
     };
     let clients = support::aws_clients().await;
     let names = support::fresh_aws_names();
-    let (high, normal, low) = create_resources(&clients, &names).await.unwrap();
+    let shared::adapters::aws::QueueUrls { high, normal, low } = create_resources(&clients, &names).await.unwrap();
     let sqs = Arc::new(SqsQueue::new(clients.sqs.clone(), high, normal.clone(), low));
     let (raw_client, dead_client) = (clients.sqs.clone(), clients.sqs.clone());
     let dlq_name = format!("{}-dlq", names.queue_prefix);

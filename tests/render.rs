@@ -18,7 +18,7 @@ use shared::adapters::ffmpeg::Ffmpeg;
 use shared::adapters::local_provider::LocalProvider;
 use shared::domain::values::AiProvider;
 use shared::ports::{ClipRequest, Delivery, Handled, ProviderError, TaskState, VideoProvider, consume_once};
-use shared::worker::Worker;
+use shared::services::Worker;
 use support::TestApp;
 
 const API: &str = "/api/ai-video";
@@ -53,7 +53,7 @@ async fn work_until(app: &TestApp, worker: &Worker, copies: usize, story: &str, 
             let outcomes = join_all(runs).await;
             outcomes.into_iter().find(|o| matches!(o, Handled::Failed { .. })).unwrap_or(Handled::Done)
         };
-        consume_once(app.state.inbox.as_ref(), 10, Duration::from_secs(2), handler).await.unwrap();
+        consume_once(app.inbox.as_ref(), 10, Duration::from_secs(2), handler).await.unwrap();
         let current = app.get(&format!("{API}/stories/{story}/"), "alice").await.body;
         if current["status"] == status {
             return current;
@@ -70,8 +70,8 @@ async fn work_until(app: &TestApp, worker: &Worker, copies: usize, story: &str, 
 
 /// One round of the worker over the queue.
 async fn step(app: &TestApp) {
-    let worker = app.state.worker.clone();
-    consume_once(app.state.inbox.as_ref(), 10, Duration::from_secs(2), |d| {
+    let worker = app.worker.clone();
+    consume_once(app.inbox.as_ref(), 10, Duration::from_secs(2), |d| {
         let worker = worker.clone();
         async move { worker.handle(&d).await }
     })
@@ -162,7 +162,7 @@ async fn a_story_becomes_a_preview_then_a_final_video_that_ffprobe_accepts() {
         StatusCode::CONFLICT
     );
 
-    let ready = work_until(&app, &app.state.worker, 1, &story, "PREVIEW_READY").await;
+    let ready = work_until(&app, &app.worker, 1, &story, "PREVIEW_READY").await;
     assert_eq!(ready["is_locked"], true, "the previewed plan stays locked until the owner revises it");
     let dir = tempfile::tempdir().unwrap();
     let bytes = download(&app, ready["preview"]["url"].as_str().unwrap()).await;
@@ -174,7 +174,7 @@ async fn a_story_becomes_a_preview_then_a_final_video_that_ffprobe_accepts() {
     let fin = app.post(&format!("{API}/stories/{story}/render_final/"), "alice", json!({"quality": "high"})).await;
     assert_eq!(fin.status, StatusCode::ACCEPTED, "{:?}", fin.body);
     assert_eq!(fin.body["story"]["status"], "FINALIZING");
-    let done = work_until(&app, &app.state.worker, 1, &story, "COMPLETED").await;
+    let done = work_until(&app, &app.worker, 1, &story, "COMPLETED").await;
     let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
 
@@ -236,7 +236,7 @@ fn local(app: &TestApp) -> LocalProvider {
 async fn every_message_delivered_three_times_at_once_still_renders_and_charges_once() {
     let app = app().await;
     let counting = Arc::new(Counting { inner: local(&app), submissions: AtomicUsize::new(0) });
-    let worker = app.state.worker.as_ref().clone().with_provider(AiProvider::Local, counting.clone());
+    let worker = app.worker.as_ref().clone().with_provider(AiProvider::Local, counting.clone());
     let story = planned_story(&app, "alice", 3).await;
 
     assert_eq!(
@@ -289,8 +289,8 @@ async fn a_job_whose_worker_died_completes_exactly_once_after_its_lease() {
 
     // A worker takes one message, claims its job and dies before finishing (its future is dropped;
     // the message is never settled).
-    let doomed = app.state.worker.as_ref().clone().with_provider(AiProvider::Local, Arc::new(Stalling));
-    let taken = app.state.inbox.receive_batch(1, Duration::from_secs(1)).await.unwrap();
+    let doomed = app.worker.as_ref().clone().with_provider(AiProvider::Local, Arc::new(Stalling));
+    let taken = app.inbox.receive_batch(1, Duration::from_secs(1)).await.unwrap();
     assert_eq!(taken.len(), 1);
     assert!(tokio::time::timeout(Duration::from_millis(500), doomed.handle(&taken[0])).await.is_err());
     let jobs = jobs_of(&app, &story).await;
@@ -298,7 +298,7 @@ async fn a_job_whose_worker_died_completes_exactly_once_after_its_lease() {
     assert_eq!(held.len(), 1, "the dead worker's claim holds the job: {jobs:#?}");
     let held_id = held[0]["id"].clone();
 
-    work_until(&app, &app.state.worker, 1, &story, "PREVIEW_READY").await;
+    work_until(&app, &app.worker, 1, &story, "PREVIEW_READY").await;
     let jobs = jobs_of(&app, &story).await;
     let job = jobs.iter().find(|j| j["id"] == held_id).unwrap();
     assert_eq!((job["status"].as_str(), job["attempts"].as_u64()), (Some("succeeded"), Some(1)), "{job:#?}");
@@ -378,7 +378,7 @@ async fn a_flaky_scene_is_retried_with_backoff_and_a_slow_one_is_polled_until_do
         app.post(&format!("{API}/stories/{id}/generate_preview/"), "alice", json!({})).await.status,
         StatusCode::ACCEPTED
     );
-    work_until(&app, &app.state.worker, 1, &id, "PREVIEW_READY").await;
+    work_until(&app, &app.worker, 1, &id, "PREVIEW_READY").await;
     let jobs = jobs_of(&app, &id).await;
     let attempts: Vec<_> =
         jobs.iter().filter(|j| j["kind"] == "scene_preview").map(|j| j["attempts"].as_u64().unwrap()).collect();

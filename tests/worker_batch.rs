@@ -48,7 +48,7 @@ async fn a_batch_of_ten_reports_exactly_its_poison_and_its_transient_failure() {
     let app = TestApp::with_backend("embedded", &[], |_| {}).await;
     let many = previewing_story(&app, 8).await;
     let other = previewing_story(&app, 3).await;
-    let queued = app.state.inbox.receive_batch(20, Duration::from_secs(600)).await.unwrap();
+    let queued = app.inbox.receive_batch(20, Duration::from_secs(600)).await.unwrap();
     assert_eq!(queued.len(), 11, "8 + 3 scene jobs queued");
     let mut records: Vec<(String, String)> =
         queued.iter().filter(|d| story_of(d) == many).map(|d| (d.message_id.clone(), d.body.clone())).collect();
@@ -62,7 +62,7 @@ async fn a_batch_of_ten_reports_exactly_its_poison_and_its_transient_failure() {
     std::fs::create_dir_all(blocked.parent().unwrap()).unwrap();
     std::fs::write(&blocked, b"in the way").unwrap();
 
-    let response = worker::handle_batch(&app.state.worker, event(&records)).await;
+    let response = worker::handle_batch(&app.worker, event(&records)).await;
     let mut failed: Vec<_> = response.batch_item_failures.iter().map(|f| f.item_identifier.clone()).collect();
     failed.sort();
     let mut expected = vec![transient.message_id.clone(), "poison-1".to_owned()];
@@ -77,7 +77,7 @@ async fn a_batch_of_ten_reports_exactly_its_poison_and_its_transient_failure() {
 
     // SQS delivers the transient one again; the disk is fine now, and it goes through.
     std::fs::remove_file(&blocked).unwrap();
-    let again = worker::handle_batch(&app.state.worker, event(&records[8..9])).await;
+    let again = worker::handle_batch(&app.worker, event(&records[8..9])).await;
     assert!(again.batch_item_failures.is_empty());
     let jobs = app.get(&format!("{API}/stories/{other}/jobs/?page_size=100"), "alice").await.body;
     assert_eq!(jobs["results"].as_array().unwrap().iter().filter(|j| j["status"] == "succeeded").count(), 1);
@@ -89,7 +89,7 @@ async fn the_in_process_consumer_dead_letters_poison_after_its_receive_limit() {
     let store = std::sync::Arc::new(shared::adapters::embedded::EmbeddedStore::open(dir.path()).unwrap());
     store.enqueue_raw("not a job".into(), shared::domain::job::JobPriority::Normal, Duration::ZERO).await.unwrap();
     let app = TestApp::with_backend("embedded", &[], |_| {}).await;
-    let worker = app.state.worker.clone();
+    let worker = app.worker.clone();
     let started = Instant::now();
     let mut receives = 0;
     while store.dead_letters().await.unwrap().is_empty() {

@@ -184,6 +184,20 @@ impl Config {
             queue_prefix: lookup("AIVIDEO_QUEUE_PREFIX").unwrap_or(defaults.queue_prefix),
             bucket: lookup("AIVIDEO_BUCKET").unwrap_or(defaults.bucket),
             jwt_secret: lookup("AIVIDEO_JWT_SECRET_NAME").unwrap_or(defaults.jwt_secret),
+            queue_urls: match (
+                lookup("AIVIDEO_QUEUE_URL_HIGH"),
+                lookup("AIVIDEO_QUEUE_URL_NORMAL"),
+                lookup("AIVIDEO_QUEUE_URL_LOW"),
+            ) {
+                (Some(high), Some(normal), Some(low)) => Some(crate::adapters::aws::QueueUrls { high, normal, low }),
+                (None, None, None) => None,
+                _ => {
+                    return Err(
+                        "AIVIDEO_QUEUE_URL_HIGH, AIVIDEO_QUEUE_URL_NORMAL and AIVIDEO_QUEUE_URL_LOW go together: set all three or none"
+                            .into(),
+                    );
+                }
+            },
         };
         config.llm = lookup("AIVIDEO_LLM_BASE_URL").map(|base_url| LlmConfig {
             base_url,
@@ -254,6 +268,21 @@ mod tests {
     }
 
     #[test]
+    fn queue_urls_passed_by_the_template_spare_the_lookups() {
+        let config = from(&[
+            ("AIVIDEO_QUEUE_URL_HIGH", "https://sqs/h"),
+            ("AIVIDEO_QUEUE_URL_NORMAL", "https://sqs/n"),
+            ("AIVIDEO_QUEUE_URL_LOW", "https://sqs/l"),
+        ])
+        .unwrap();
+        let urls = config.aws.queue_urls.unwrap();
+        assert_eq!(
+            (urls.high.as_str(), urls.normal.as_str(), urls.low.as_str()),
+            ("https://sqs/h", "https://sqs/n", "https://sqs/l")
+        );
+    }
+
+    #[test]
     fn contradictory_token_settings_are_refused_at_start_up() {
         assert!(from(&[("JWT_JWKS_URL", "https://x/jwks.json")]).is_err());
         assert!(from(&[("JWT_ALGORITHM", "RS256")]).is_err());
@@ -275,6 +304,7 @@ mod tests {
             .is_ok()
         );
         assert!(from(&[("AIVIDEO_BACKEND", "postgres")]).is_err());
+        assert!(from(&[("AIVIDEO_QUEUE_URL_HIGH", "http://q/h")]).is_err());
         assert!(from(&[("AIVIDEO_ADDR", "nowhere")]).is_err());
     }
 }

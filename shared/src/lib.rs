@@ -13,6 +13,5 @@ pub mod ports;
 pub mod runtime;
 pub mod services;
 pub mod telemetry;
-pub mod worker;
 
 pub use domain::error::{Error, FieldErrors};

@@ -736,3 +736,33 @@ pub trait VideoProvider: Send + Sync {
         dest: &std::path::Path,
     ) -> std::result::Result<(), ProviderError>;
 }
+
+/// The video work the worker needs done on files (ffmpeg in production). The worker speaks in
+/// scenes and compositions; which tool does it, and how, stays behind this port.
+#[async_trait]
+pub trait VideoTools: Send + Sync {
+    /// What a video file holds (size, rate, frames, codec).
+    async fn probe(&self, file: &std::path::Path) -> std::result::Result<crate::domain::media::Probe, MediaError>;
+
+    /// Fits a clip of any length, size or rate to its scene: exactly `frames` frames of
+    /// `width`×`height` at `fps`, H.264.
+    async fn conform(
+        &self,
+        input: &std::path::Path,
+        width: u32,
+        height: u32,
+        fps: u32,
+        frames: u32,
+        out: &std::path::Path,
+    ) -> std::result::Result<(), MediaError>;
+
+    /// Joins clips into one video as `spec` says (watermark, subtitles, scale, format).
+    async fn compose(
+        &self,
+        clips: &[std::path::PathBuf],
+        spec: &crate::domain::media::Composition,
+        out: &std::path::Path,
+    ) -> std::result::Result<(), MediaError>;
+}
+
+pub use crate::domain::media::MediaError;

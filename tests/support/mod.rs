@@ -20,8 +20,12 @@ pub const SECRET: &str = "test-secret-for-the-suite";
 
 pub struct TestApp {
     pub router: Router,
-    /// Everything the router was built from (the worker and the job queue's inbox among it).
+    /// What the API's handlers reach.
     pub state: shared::http::AppState,
+    /// The worker, as `aivideo serve` runs it.
+    pub worker: std::sync::Arc<shared::services::Worker>,
+    /// The consuming side of the job queue.
+    pub inbox: std::sync::Arc<dyn shared::ports::JobInbox>,
     pub dir: tempfile::TempDir,
     /// AWS calls made by this app (on the `aws` backend).
     pub calls: Option<shared::adapters::aws::CallCounter>,
@@ -91,6 +95,7 @@ pub fn fresh_aws_names() -> shared::adapters::aws::AwsNames {
         queue_prefix: format!("q-{tag}"),
         bucket: format!("b-{tag}"),
         jwt_secret: format!("s-{tag}"),
+        queue_urls: None,
     }
 }
 
@@ -141,15 +146,30 @@ impl TestApp {
             config.aws = fresh_aws_names();
             config.create_resources = true;
             let calls = clients.calls.clone();
-            let state = shared::runtime::build_aws_state(&config, clients).await.unwrap();
-            return Self { router: aivideo::app(state.clone()), state, dir, calls: Some(calls) };
+            let local = shared::runtime::build_local_on_aws(&config, clients).await.unwrap();
+            return Self::of(local, dir, Some(calls));
         }
         std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
         for (name, value) in secrets {
             std::fs::write(dir.path().join("secrets").join(name), value).unwrap();
         }
-        let state = shared::runtime::build_state(&config).await.unwrap();
-        Self { router: aivideo::app(state.clone()), state, dir, calls: None }
+        let local = shared::runtime::build_local(&config).await.unwrap();
+        Self::of(local, dir, None)
+    }
+
+    fn of(
+        local: shared::runtime::Local,
+        dir: tempfile::TempDir,
+        calls: Option<shared::adapters::aws::CallCounter>,
+    ) -> Self {
+        Self {
+            router: aivideo::app(&local),
+            state: local.api,
+            worker: local.jobs.worker,
+            inbox: local.jobs.inbox,
+            dir,
+            calls,
+        }
     }
 
     /// The whole API on `data_dir`, with `adjust` applied to the configuration.
@@ -160,7 +180,7 @@ impl TestApp {
             ..Config::default()
         };
         adjust(&mut config);
-        aivideo::app(shared::runtime::build_state(&config).await.unwrap())
+        aivideo::app(&shared::runtime::build_local(&config).await.unwrap())
     }
 
     /// Sends a request as `user` (None: no token) with a JSON body and extra headers.

@@ -7,6 +7,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use shared::domain::ids::JobId;
 use shared::domain::job::Job;
+use shared::http::error::ApiResult;
 use shared::http::etag::with_etag;
 use shared::http::jobs::{accepted, job_filter, job_view};
 use shared::http::json::JsonObject;
@@ -41,7 +42,7 @@ async fn list(
     caller: Caller,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     let query = QueryParams::from_uri(&uri);
     let mut errors = FieldErrors::new();
     let filter = job_filter(&query, &mut errors);
@@ -52,7 +53,7 @@ async fn list(
     Ok(listing.respond(page, &state.cursors, &uri, &headers, |j| views::job(&j, &links)))
 }
 
-async fn retrieve(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, Error> {
+async fn retrieve(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
     Ok(one(&state, &state.jobs.get(&caller.user, &job_id(&id)?).await?).await)
 }
 
@@ -62,7 +63,7 @@ async fn retry(
     caller: Caller,
     Path(id): Path<String>,
     JsonObject(_): JsonObject,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     let job = state.jobs.retry(&caller.user, &job_id(&id)?).await?;
     Ok(accepted(&state, None, &[job]).await)
 }
@@ -73,10 +74,10 @@ async fn cancel(
     caller: Caller,
     Path(id): Path<String>,
     JsonObject(_): JsonObject,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     Ok(one(&state, &state.jobs.cancel(&caller.user, &job_id(&id)?).await?).await)
 }
 
-async fn statistics(State(state): State<AppState>, caller: Caller) -> Result<Response, Error> {
+async fn statistics(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     Ok(axum::Json(state.jobs.statistics(&caller.user).await?).into_response())
 }

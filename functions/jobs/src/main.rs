@@ -1,9 +1,10 @@
-//! The `jobs` Lambda: builds the state once per cold start and serves the Jobs router.
+//! The `jobs` Lambda: builds the API state once per cold start (nothing of the worker) and serves
+//! the Jobs router.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init(shared::telemetry::default_format());
     let config = shared::config::Config::from_env()?;
-    let state = shared::runtime::build_state(&config).await?;
+    let state = shared::runtime::build_api(&config).await?;
     shared::runtime::run_function(jobs::router(state), &config).await
 }

@@ -11,6 +11,7 @@ use shared::domain::ids::{PromptId, SceneId, StoryId};
 use shared::domain::prompt::{NewPrompt, PromptEdit, PromptType, ScenePrompt, check_parameters};
 use shared::domain::render::RenderOptions;
 use shared::domain::values::PromptText;
+use shared::http::error::ApiResult;
 use shared::http::etag::{IfMatch, with_etag};
 use shared::http::jobs::{accepted, render_options};
 use shared::http::json::{Fields, JsonObject, string};
@@ -126,7 +127,7 @@ async fn list(
     caller: Caller,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     let query = QueryParams::from_uri(&uri);
     let mut errors = FieldErrors::new();
     let filter = filter(&query, &mut errors);
@@ -137,16 +138,12 @@ async fn list(
     Ok(listing.respond(page, &state.cursors, &uri, &headers, |p| views::prompt(&p)))
 }
 
-async fn create(
-    State(state): State<AppState>,
-    caller: Caller,
-    JsonObject(body): JsonObject,
-) -> Result<Response, Error> {
+async fn create(State(state): State<AppState>, caller: Caller, JsonObject(body): JsonObject) -> ApiResult<Response> {
     let prompt = state.plans.create_prompt(&caller.user, new_prompt(&body)?).await?;
     Ok(created(&format!("{API_PREFIX}/prompts/{}/", prompt.id), prompt.version, views::prompt(&prompt)))
 }
 
-async fn retrieve(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, Error> {
+async fn retrieve(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
     Ok(one(&state.plans.prompt(&caller.user, &prompt_id(&id)?).await?))
 }
 
@@ -157,7 +154,7 @@ async fn edit(
     expected: Option<u64>,
     body: &Map<String, Value>,
     partial: bool,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     let id = prompt_id(id)?;
     // Only a body that names `scene` or `prompt_type` needs the current prompt to compare against.
     let current = if body.contains_key("scene") || body.contains_key("prompt_type") {
@@ -175,7 +172,7 @@ async fn replace(
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
     JsonObject(body): JsonObject,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     edit(&state, &caller, &id, expected, &body, false).await
 }
 
@@ -185,7 +182,7 @@ async fn update(
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
     JsonObject(body): JsonObject,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     edit(&state, &caller, &id, expected, &body, true).await
 }
 
@@ -194,7 +191,7 @@ async fn destroy(
     caller: Caller,
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     state.plans.delete_prompt(&caller.user, &prompt_id(&id)?, expected).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -205,7 +202,7 @@ async fn select(
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
     JsonObject(_): JsonObject,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     Ok(one(&state.plans.select_prompt(&caller.user, &prompt_id(&id)?, expected).await?))
 }
 
@@ -215,7 +212,7 @@ async fn test(
     caller: Caller,
     Path(id): Path<String>,
     JsonObject(body): JsonObject,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     let id = prompt_id(&id)?;
     let options = render_options(&body, RenderOptions::preview_defaults())?;
     let job = state.jobs.test_prompt(&caller.user, &id, options).await?;

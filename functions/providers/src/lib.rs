@@ -10,6 +10,7 @@ use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 use shared::domain::provider::{AiProviderConfig, PricePerSecond};
 use shared::domain::values::AiProvider;
+use shared::http::error::ApiResult;
 use shared::http::etag::{IfMatch, with_etag};
 use shared::http::json::{Fields, JsonObject, Parse, boolean, integer, number, string};
 use shared::http::{AppState, Caller, api, route};
@@ -61,17 +62,17 @@ fn provider_of(raw: &str) -> Result<AiProvider, Error> {
 }
 
 /// `GET providers/`: enabled providers for everyone, all of them for admins.
-async fn list(State(state): State<AppState>, caller: Caller) -> Result<Response, Error> {
+async fn list(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     let configs = state.providers.all().await?;
     let results: Vec<Value> =
         configs.iter().filter(|c| c.enabled || caller.is_admin).map(|c| view(c, caller.is_admin)).collect();
     Ok(axum::Json(json!({"count": results.len(), "next": null, "previous": null, "results": results})).into_response())
 }
 
-async fn retrieve(State(state): State<AppState>, caller: Caller, Path(p): Path<String>) -> Result<Response, Error> {
+async fn retrieve(State(state): State<AppState>, caller: Caller, Path(p): Path<String>) -> ApiResult<Response> {
     let config = state.providers.get(provider_of(&p)?).await?;
     if !config.enabled && !caller.is_admin {
-        return Err(Error::NotFound);
+        return Err(Error::NotFound.into());
     }
     Ok(with_etag(config.version, axum::Json(view(&config, caller.is_admin))))
 }
@@ -145,17 +146,13 @@ fn edit_of(body: &Map<String, Value>, whole: bool) -> Result<ProviderEdit, Error
 }
 
 /// `POST providers/` (admins): the first stored configuration of a provider; 409 if it has one.
-async fn create(
-    State(state): State<AppState>,
-    caller: Caller,
-    JsonObject(body): JsonObject,
-) -> Result<Response, Error> {
+async fn create(State(state): State<AppState>, caller: Caller, JsonObject(body): JsonObject) -> ApiResult<Response> {
     admin_only(&caller)?;
     let mut rest = body.clone();
     let provider = match rest.remove("provider") {
         Some(Value::String(p)) => AiProvider::parse(&p).map_err(|m| field_error("provider", m))?,
-        Some(_) => return Err(field_error("provider", "A valid choice is required.".into())),
-        None => return Err(field_error("provider", "This field is required.".into())),
+        Some(_) => return Err(field_error("provider", "A valid choice is required.".into()).into()),
+        None => return Err(field_error("provider", "This field is required.".into()).into()),
     };
     let edit = edit_of(&rest, true)?;
     let seed = shared::domain::pricing::seed_provider_config(provider);
@@ -169,7 +166,7 @@ fn field_error(name: &str, message: String) -> Error {
     Error::Validation(errors)
 }
 
-async fn write(state: &AppState, p: &str, edit: ProviderEdit, expected: Option<u64>) -> Result<Response, Error> {
+async fn write(state: &AppState, p: &str, edit: ProviderEdit, expected: Option<u64>) -> ApiResult<Response> {
     let config = state.providers.update(provider_of(p)?, &edit, expected).await?;
     Ok(with_etag(config.version, axum::Json(view(&config, true))))
 }
@@ -182,7 +179,7 @@ async fn edit(
     expected: Option<u64>,
     mut body: Map<String, Value>,
     whole: bool,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     admin_only(caller)?;
     check_provider_field(&mut body, p)?;
     write(state, p, edit_of(&body, whole)?, expected).await
@@ -195,7 +192,7 @@ async fn replace(
     Path(p): Path<String>,
     IfMatch(expected): IfMatch,
     JsonObject(body): JsonObject,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     edit(&state, &caller, &p, expected, body, true).await
 }
 
@@ -206,7 +203,7 @@ async fn update(
     Path(p): Path<String>,
     IfMatch(expected): IfMatch,
     JsonObject(body): JsonObject,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     edit(&state, &caller, &p, expected, body, false).await
 }
 
@@ -224,7 +221,7 @@ async fn disable(
     caller: Caller,
     Path(p): Path<String>,
     JsonObject(_): JsonObject,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     admin_only(&caller)?;
     write(&state, &p, ProviderEdit { enabled: Some(false), ..ProviderEdit::default() }, None).await
 }
@@ -234,7 +231,7 @@ async fn enable(
     caller: Caller,
     Path(p): Path<String>,
     JsonObject(_): JsonObject,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     admin_only(&caller)?;
     write(&state, &p, ProviderEdit { enabled: Some(true), ..ProviderEdit::default() }, None).await
 }

@@ -11,6 +11,7 @@ use shared::domain::ids::{SceneId, StoryId};
 use shared::domain::render::RenderOptions;
 use shared::domain::scene::{NewScene, Scene, SceneDuration, SceneEdit, SceneKind, SceneStatus};
 use shared::domain::values::{Description, SceneTitle};
+use shared::http::error::ApiResult;
 use shared::http::etag::{IfMatch, with_etag};
 use shared::http::jobs::{accepted, render_options};
 use shared::http::json::{Fields, JsonBody, JsonObject, integer, number, parse_value, string};
@@ -144,7 +145,7 @@ async fn list(
     caller: Caller,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     let query = QueryParams::from_uri(&uri);
     let mut errors = FieldErrors::new();
     let filter = filter(&query, &mut errors);
@@ -155,11 +156,7 @@ async fn list(
     Ok(listing.respond(page, &state.cursors, &uri, &headers, |s| views::scene(&s)))
 }
 
-async fn create(
-    State(state): State<AppState>,
-    caller: Caller,
-    JsonObject(body): JsonObject,
-) -> Result<Response, Error> {
+async fn create(State(state): State<AppState>, caller: Caller, JsonObject(body): JsonObject) -> ApiResult<Response> {
     let new = new_scene(&body)?;
     let mut scenes = state.plans.create_scenes(&caller.user, vec![new]).await?;
     let scene = scenes.pop().ok_or_else(|| Error::internal("no scene created"))?;
@@ -167,28 +164,24 @@ async fn create(
 }
 
 /// `bulk_create/`: a list of scenes (or `{"scenes": [...]}`), created all or none.
-async fn bulk_create(
-    State(state): State<AppState>,
-    caller: Caller,
-    JsonBody(bytes): JsonBody,
-) -> Result<Response, Error> {
+async fn bulk_create(State(state): State<AppState>, caller: Caller, JsonBody(bytes): JsonBody) -> ApiResult<Response> {
     let value = parse_value(&bytes)?;
     let items = match value {
         Value::Array(items) => items,
         Value::Object(mut object) => match object.remove("scenes") {
             Some(Value::Array(items)) => items,
-            Some(_) => return Err(Error::field("scenes", "Expected a list of items.")),
-            None => return Err(Error::field("scenes", "This field is required.")),
+            Some(_) => return Err(Error::field("scenes", "Expected a list of items.").into()),
+            None => return Err(Error::field("scenes", "This field is required.").into()),
         },
         _ => {
-            return Err(Error::field("non_field_errors", "Expected a list of scenes."));
+            return Err(Error::field("non_field_errors", "Expected a list of scenes.").into());
         }
     };
     if items.is_empty() {
-        return Err(Error::field("non_field_errors", "This list may not be empty."));
+        return Err(Error::field("non_field_errors", "This list may not be empty.").into());
     }
     if items.len() > MAX_BULK {
-        return Err(Error::field("non_field_errors", format!("Ensure this list has at most {MAX_BULK} scenes.")));
+        return Err(Error::field("non_field_errors", format!("Ensure this list has at most {MAX_BULK} scenes.")).into());
     }
     let mut errors = FieldErrors::new();
     let mut scenes = Vec::with_capacity(items.len());
@@ -208,7 +201,7 @@ async fn bulk_create(
                     }
                 }
             }
-            Err(other) => return Err(other),
+            Err(other) => return Err(other.into()),
         }
     }
     errors.into_result()?;
@@ -217,7 +210,7 @@ async fn bulk_create(
     Ok((StatusCode::CREATED, axum::Json(json!(body))).into_response())
 }
 
-async fn retrieve(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, Error> {
+async fn retrieve(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
     Ok(one(&state.plans.scene(&caller.user, &scene_id(&id)?).await?))
 }
 
@@ -228,7 +221,7 @@ async fn edit(
     expected: Option<u64>,
     body: &Map<String, Value>,
     partial: bool,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     let id = scene_id(id)?;
     // Only a body that names `story` or `order` needs the current scene to compare against.
     let current = if body.contains_key("story") || body.contains_key("order") {
@@ -246,7 +239,7 @@ async fn replace(
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
     JsonObject(body): JsonObject,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     edit(&state, &caller, &id, expected, &body, false).await
 }
 
@@ -256,7 +249,7 @@ async fn update(
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
     JsonObject(body): JsonObject,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     edit(&state, &caller, &id, expected, &body, true).await
 }
 
@@ -265,7 +258,7 @@ async fn destroy(
     caller: Caller,
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     state.plans.delete_scene(&caller.user, &scene_id(&id)?, expected).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -277,7 +270,7 @@ async fn reorder(
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
     JsonObject(body): JsonObject,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     let id = scene_id(&id)?;
     let mut f = Fields::new(&body);
     let target = f.required("order", order);
@@ -293,7 +286,7 @@ async fn generate(
     caller: Caller,
     Path(id): Path<String>,
     JsonObject(body): JsonObject,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     let id = scene_id(&id)?;
     let options = render_options(&body, RenderOptions::preview_defaults())?;
     let job = state.jobs.generate_scene(&caller.user, &id, options).await?;

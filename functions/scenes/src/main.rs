@@ -1,9 +1,10 @@
-//! The `scenes` Lambda: builds the state once per cold start and serves the Scenes router.
+//! The `scenes` Lambda: builds the API state once per cold start (nothing of the worker) and serves
+//! the Scenes router.
 
 #[tokio::main]
 async fn main() -> Result<(), lambda_http::Error> {
     shared::telemetry::init(shared::telemetry::default_format());
     let config = shared::config::Config::from_env()?;
-    let state = shared::runtime::build_state(&config).await?;
+    let state = shared::runtime::build_api(&config).await?;
     shared::runtime::run_function(scenes::router(state), &config).await
 }

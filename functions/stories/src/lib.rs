@@ -13,6 +13,7 @@ use serde_json::json;
 use shared::domain::ids::StoryId;
 use shared::domain::render::{RenderOptions, RenderStage};
 use shared::domain::story::Story;
+use shared::http::error::ApiResult;
 use shared::http::etag::{IfMatch, with_etag};
 use shared::http::jobs::{accepted, job_filter, render_options, story_view};
 use shared::http::json::JsonObject;
@@ -59,7 +60,7 @@ async fn list(
     caller: Caller,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     let query = QueryParams::from_uri(&uri);
     let mut errors = FieldErrors::new();
     let filter = requests::story_filter(&query, &mut errors);
@@ -70,17 +71,13 @@ async fn list(
     Ok(listing.respond(page, &state.cursors, &uri, &headers, |s| views::story(&s, &links)))
 }
 
-async fn create(
-    State(state): State<AppState>,
-    caller: Caller,
-    JsonObject(body): JsonObject,
-) -> Result<Response, Error> {
+async fn create(State(state): State<AppState>, caller: Caller, JsonObject(body): JsonObject) -> ApiResult<Response> {
     let new = requests::new_story(&body)?;
     let story = state.stories.create(&caller.user, new).await?;
     Ok(created(&format!("{API_PREFIX}/stories/{}/", story.id), story.version, story_view(&state, &story).await))
 }
 
-async fn retrieve(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> Result<Response, Error> {
+async fn retrieve(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
     Ok(one(&state, &state.stories.get(&caller.user, &story_id(&id)?).await?).await)
 }
 
@@ -90,7 +87,7 @@ async fn replace(
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
     JsonObject(body): JsonObject,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     let id = story_id(&id)?;
     let edit = requests::story_edit(&body, false)?;
     Ok(one(&state, &state.stories.edit(&caller.user, &id, edit, expected).await?).await)
@@ -102,7 +99,7 @@ async fn update(
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
     JsonObject(body): JsonObject,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     let id = story_id(&id)?;
     let edit = requests::story_edit(&body, true)?;
     Ok(one(&state, &state.stories.edit(&caller.user, &id, edit, expected).await?).await)
@@ -113,7 +110,7 @@ async fn destroy(
     caller: Caller,
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     state.stories.delete(&caller.user, &story_id(&id)?, expected).await?;
     Ok(StatusCode::NO_CONTENT.into_response())
 }
@@ -124,7 +121,7 @@ async fn lock(
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
     JsonObject(_): JsonObject,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     Ok(one(&state, &state.stories.set_lock(&caller.user, &story_id(&id)?, true, expected).await?).await)
 }
 
@@ -134,7 +131,7 @@ async fn unlock(
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
     JsonObject(_): JsonObject,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     Ok(one(&state, &state.stories.set_lock(&caller.user, &story_id(&id)?, false, expected).await?).await)
 }
 
@@ -144,7 +141,7 @@ async fn transition(
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
     JsonObject(body): JsonObject,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     let id = story_id(&id)?;
     let (to, reason) = requests::transition(&body)?;
     Ok(one(&state, &state.stories.transition(&caller.user, &id, to, reason, expected).await?).await)
@@ -156,7 +153,7 @@ async fn transitions(
     Path(id): Path<String>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     let id = story_id(&id)?;
     let query = QueryParams::from_uri(&uri);
     let orderings = [("at", false), ("-at", true), ("created_at", false), ("-created_at", true)];
@@ -166,7 +163,7 @@ async fn transitions(
     Ok(listing.respond(page, &state.cursors, &uri, &headers, |t| views::transition(&t)))
 }
 
-async fn statistics(State(state): State<AppState>, caller: Caller) -> Result<Response, Error> {
+async fn statistics(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     let stats = state.stories.statistics(&caller.user).await?;
     Ok(axum::Json(stats).into_response())
 }
@@ -177,7 +174,7 @@ async fn bulk_scenes(
     caller: Caller,
     Path(id): Path<String>,
     JsonObject(body): JsonObject,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     let id = story_id(&id)?;
     let (scene_count, replace) = requests::bulk(&body)?;
     let plan = state.plans.bulk(&caller.user, &id, scene_count, replace).await?;
@@ -201,7 +198,7 @@ async fn generate_prompts(
     caller: Caller,
     Path(id): Path<String>,
     JsonObject(body): JsonObject,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     let id = story_id(&id)?;
     let (prompt_type, writer) = requests::generate_prompts(&body)?;
     let use_llm = match writer {
@@ -220,11 +217,7 @@ async fn generate_prompts(
 
 /// `cost_estimate/`: the story's seconds × its provider's price per quality, preview and final,
 /// with a rough render time (scenes render in parallel: the longest scene bounds it).
-async fn cost_estimate(
-    State(state): State<AppState>,
-    caller: Caller,
-    Path(id): Path<String>,
-) -> Result<Response, Error> {
+async fn cost_estimate(State(state): State<AppState>, caller: Caller, Path(id): Path<String>) -> ApiResult<Response> {
     let plan = state.plans.story_plan(&caller.user, &story_id(&id)?).await?;
     let config = state.providers.get(plan.story.ai_provider).await?;
     let estimate = state.plans.cost_estimate(&plan, &config);
@@ -240,7 +233,7 @@ async fn generate_preview(
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
     JsonObject(body): JsonObject,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     let id = story_id(&id)?;
     let options = render_options(&body, RenderOptions::preview_defaults())?;
     let (story, jobs) = state.jobs.start_render(&caller.user, &id, RenderStage::Preview, options, expected).await?;
@@ -254,7 +247,7 @@ async fn render_final(
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
     JsonObject(body): JsonObject,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     let id = story_id(&id)?;
     let options = render_options(&body, RenderOptions::final_defaults())?;
     let (story, jobs) = state.jobs.start_render(&caller.user, &id, RenderStage::Final, options, expected).await?;
@@ -268,7 +261,7 @@ async fn story_jobs(
     Path(id): Path<String>,
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
-) -> Result<Response, Error> {
+) -> ApiResult<Response> {
     let id = story_id(&id)?;
     // Another owner's (or no) story is 404, not an empty list.
     state.stories.get(&caller.user, &id).await?;

@@ -4,7 +4,7 @@
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent};
 use shared::ports::{Delivery, Handled};
-use shared::worker::Worker;
+use shared::services::Worker;
 
 /// The delivery an SQS record stands for.
 fn delivery(record: &aws_lambda_events::event::sqs::SqsMessage) -> Delivery {

@@ -1,7 +1,6 @@
-//! The `worker` Lambda: builds the worker once per cold start and handles SQS batches. Outside
-//! Lambda it consumes the configured queue itself, as `aivideo serve` does.
+//! The `worker` Lambda: builds the worker once per cold start (nothing of the API) and handles
+//! SQS batches. Outside Lambda it consumes the configured queue itself, as `aivideo serve` does.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
@@ -11,14 +10,14 @@ use lambda_runtime::{LambdaEvent, service_fn};
 async fn main() -> Result<(), lambda_runtime::Error> {
     shared::telemetry::init(shared::telemetry::default_format());
     let config = shared::config::Config::from_env()?;
-    let state = shared::runtime::build_state(&config).await?;
+    let consumer = shared::runtime::build_worker(&config).await?;
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
         tracing::info!("not in Lambda: consuming the job queue locally");
         let visibility = Duration::from_secs(config.worker.visibility_seconds);
-        shared::runtime::consume_jobs(state, visibility, shared::runtime::shutdown_signal()).await;
+        consumer.consume(visibility, shared::runtime::shutdown_signal()).await;
         return Ok(());
     }
-    let worker = Arc::clone(&state.worker);
+    let worker = consumer.worker;
     lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
         let worker = worker.clone();
         async move { Ok::<SqsBatchResponse, lambda_runtime::Error>(worker::handle_batch(&worker, event.payload).await) }

@@ -10,50 +10,7 @@ use std::process::Stdio;
 
 use serde::Deserialize;
 
-/// What went wrong with a video tool.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub enum MediaError {
-    /// ffmpeg or ffprobe is not installed (or not where configured).
-    #[error("{0}")]
-    Missing(String),
-    /// A tool ran and failed.
-    #[error("{what} failed: {stderr}")]
-    Failed { what: &'static str, stderr: String },
-    /// A request that cannot be rendered (no clips, zero frames…).
-    #[error("{0}")]
-    Invalid(String),
-}
-
-/// Container of a composed video.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum OutputFormat {
-    /// H.264 in MP4.
-    Mp4,
-    /// VP8 in WebM.
-    Webm,
-    /// Animated GIF.
-    Gif,
-}
-
-impl OutputFormat {
-    /// The file extension (and the API's name).
-    pub fn extension(self) -> &'static str {
-        match self {
-            OutputFormat::Mp4 => "mp4",
-            OutputFormat::Webm => "webm",
-            OutputFormat::Gif => "gif",
-        }
-    }
-
-    /// The MIME type.
-    pub fn content_type(self) -> &'static str {
-        match self {
-            OutputFormat::Mp4 => "video/mp4",
-            OutputFormat::Webm => "video/webm",
-            OutputFormat::Gif => "image/gif",
-        }
-    }
-}
+pub use crate::domain::media::{Composition, MediaError, OutputFormat, Probe, Subtitle};
 
 /// A title-card clip: a scene rendered offline at the story's size, rate and exact length.
 #[derive(Debug, Clone, PartialEq)]
@@ -70,63 +27,6 @@ pub struct TitleCard {
     pub heading: String,
     /// The rest, e.g. the prompt text (wrapped and clipped to fit).
     pub body: String,
-}
-
-/// A line of text shown over part of the video.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Subtitle {
-    /// From (seconds).
-    pub start: f64,
-    /// Until (seconds).
-    pub end: f64,
-    /// What it says.
-    pub text: String,
-}
-
-/// How clips become one video.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Composition {
-    /// The story's width.
-    pub width: u32,
-    /// The story's height.
-    pub height: u32,
-    /// The story's frame rate.
-    pub fps: u32,
-    /// Size factor by quality (1.0 keeps the story's size).
-    pub scale: f64,
-    /// Container.
-    pub format: OutputFormat,
-    /// Text drawn in a corner throughout (previews).
-    pub watermark: Option<String>,
-    /// Text burnt in over time (finals, from narration prompts).
-    pub subtitles: Vec<Subtitle>,
-}
-
-impl Composition {
-    /// The output size: the story's size times `scale`, rounded to even numbers (codecs need them).
-    pub fn output_size(&self) -> (u32, u32) {
-        let side = |v: u32| (((f64::from(v) * self.scale) / 2.0).round() as u32 * 2).max(2);
-        (side(self.width), side(self.height))
-    }
-}
-
-/// What ffprobe says about a video.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Probe {
-    /// Container length in seconds.
-    pub duration_seconds: f64,
-    /// Width of the first video stream.
-    pub width: u32,
-    /// Height of the first video stream.
-    pub height: u32,
-    /// Frame rate of the first video stream.
-    pub fps: f64,
-    /// Codec of the first video stream (`h264`, `vp8`, `gif`).
-    pub codec: String,
-    /// Frames counted by decoding.
-    pub frames: u64,
-    /// Container format names.
-    pub format: String,
 }
 
 /// The two tools, located once.
@@ -205,12 +105,43 @@ struct ProbeFormat {
     format_name: Option<String>,
 }
 
+#[async_trait::async_trait]
+impl crate::ports::VideoTools for Ffmpeg {
+    async fn probe(&self, file: &Path) -> Result<Probe, MediaError> {
+        Ffmpeg::probe(self, file).await
+    }
+
+    async fn conform(
+        &self,
+        input: &Path,
+        width: u32,
+        height: u32,
+        fps: u32,
+        frames: u32,
+        out: &Path,
+    ) -> Result<(), MediaError> {
+        Ffmpeg::conform(self, input, width, height, fps, frames, out).await
+    }
+
+    async fn compose(&self, clips: &[PathBuf], spec: &Composition, out: &Path) -> Result<(), MediaError> {
+        Ffmpeg::compose(self, clips, spec, out).await
+    }
+}
+
 impl Ffmpeg {
+    /// The tools named by `AIVIDEO_FFMPEG` / `AIVIDEO_FFPROBE` (else found on `PATH`), not run
+    /// yet: a function's cold start starts no child process. A missing tool is reported by the
+    /// first job that needs it (`MediaError::Missing`).
+    pub fn configured() -> Self {
+        let ffmpeg = std::env::var_os("AIVIDEO_FFMPEG").map_or_else(|| PathBuf::from("ffmpeg"), PathBuf::from);
+        let ffprobe = std::env::var_os("AIVIDEO_FFPROBE").map_or_else(|| PathBuf::from("ffprobe"), PathBuf::from);
+        Self { ffmpeg, ffprobe }
+    }
+
     /// Finds ffmpeg and ffprobe (`AIVIDEO_FFMPEG` / `AIVIDEO_FFPROBE`, else on `PATH`) and checks
     /// they run, so a missing tool is reported at start-up, not at the first render.
     pub fn locate() -> Result<Self, MediaError> {
-        let ffmpeg = std::env::var_os("AIVIDEO_FFMPEG").map_or_else(|| PathBuf::from("ffmpeg"), PathBuf::from);
-        let ffprobe = std::env::var_os("AIVIDEO_FFPROBE").map_or_else(|| PathBuf::from("ffprobe"), PathBuf::from);
+        let Self { ffmpeg, ffprobe } = Self::configured();
         Self::at(ffmpeg, ffprobe)
     }
 

@@ -186,3 +186,48 @@ impl PromptWriter for ChatCompletionsWriter {
             .collect()
     }
 }
+
+/// The LLM writer of an API function, built at its first use: `generate-prompts` with
+/// `writer: "llm"` is rare, so no cold start pays for its HTTP client or its key's secret read.
+pub struct LazyChatCompletionsWriter {
+    config: crate::config::LlmConfig,
+    secrets: std::sync::Arc<dyn crate::ports::SecretSource>,
+    writer: tokio::sync::OnceCell<ChatCompletionsWriter>,
+}
+
+impl std::fmt::Debug for LazyChatCompletionsWriter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LazyChatCompletionsWriter").field("base_url", &self.config.base_url).finish_non_exhaustive()
+    }
+}
+
+impl LazyChatCompletionsWriter {
+    /// A writer for `config` whose key is read from `secrets` when it is first asked for prompts.
+    pub fn new(config: crate::config::LlmConfig, secrets: std::sync::Arc<dyn crate::ports::SecretSource>) -> Self {
+        Self { config, secrets, writer: tokio::sync::OnceCell::new() }
+    }
+
+    async fn writer(&self) -> Result<&ChatCompletionsWriter, WriterError> {
+        self.writer
+            .get_or_try_init(|| async {
+                let key = self.secrets.secret(&self.config.api_key_secret).await.map_err(|e| {
+                    tracing::error!(error = %e, secret = %self.config.api_key_secret, "cannot read the LLM's API key");
+                    WriterError("the LLM's API key could not be read".to_owned())
+                })?;
+                ChatCompletionsWriter::new(&self.config.base_url, &self.config.model, key)
+            })
+            .await
+    }
+}
+
+#[async_trait]
+impl PromptWriter for LazyChatCompletionsWriter {
+    async fn write_prompts(
+        &self,
+        story: &Story,
+        scenes: &[Scene],
+        prompt_type: PromptType,
+    ) -> Result<Vec<PromptText>, WriterError> {
+        self.writer().await?.write_prompts(story, scenes, prompt_type).await
+    }
+}

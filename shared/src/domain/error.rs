@@ -44,15 +44,6 @@ pub enum Error {
     /// The request's content is invalid; the fields are named.
     #[error("invalid input: {0:?}")]
     Validation(FieldErrors),
-    /// The body is not JSON at all.
-    #[error("JSON parse error - {0}")]
-    MalformedJson(String),
-    /// The body is larger than the API accepts.
-    #[error("request body larger than {limit} bytes")]
-    PayloadTooLarge { limit: usize },
-    /// The body is not sent as JSON.
-    #[error("unsupported media type {0}")]
-    UnsupportedMediaType(String),
     /// No credentials were sent.
     #[error("authentication credentials were not provided")]
     NotAuthenticated,
@@ -65,9 +56,6 @@ pub enum Error {
     /// The object does not exist, or belongs to someone else: the two are never told apart.
     #[error("not found")]
     NotFound,
-    /// The route exists, the method does not.
-    #[error("method {0} not allowed")]
-    MethodNotAllowed(String),
     /// A move the state machine refuses (not in the table, reserved for another mover, or its
     /// precondition does not hold). Nothing was changed.
     #[error("invalid transition: {detail}")]
@@ -81,18 +69,57 @@ pub enum Error {
     /// `If-Match` named a version that is no longer current.
     #[error("precondition failed: current version is {current_version}")]
     VersionMismatch { current_version: u64 },
-    /// A pagination cursor this list did not issue (404, as DRF's `CursorPagination` answers).
-    #[error("invalid cursor")]
-    InvalidCursor,
-    /// An `Idempotency-Key` was reused with a different request.
-    #[error("idempotency key reused with a different request")]
-    IdempotencyKeyReused,
-    /// The first request with this `Idempotency-Key` has not finished yet.
-    #[error("a request with this idempotency key is still in progress")]
-    IdempotencyInProgress,
     /// A dependency (store, queue, secret source) failed; the cause is logged, never shown.
     #[error("internal error: {0}")]
-    Internal(String),
+    Internal(#[source] Cause),
+    /// A dependency is overloaded or out of reach for now (DynamoDB throttling, a service
+    /// unavailable, a timeout): the client may try again after `retry_after_seconds`.
+    #[error("unavailable (retry after {retry_after_seconds} s): {cause}")]
+    Unavailable {
+        /// When trying again makes sense.
+        retry_after_seconds: u64,
+        /// What was out of reach, for the log.
+        #[source]
+        cause: Cause,
+    },
+}
+
+/// What an internal failure was doing, and the error that caused it, kept for the log.
+#[derive(Debug)]
+pub struct Cause {
+    context: String,
+    source: Option<Box<dyn std::error::Error + Send + Sync + 'static>>,
+}
+
+impl Cause {
+    /// A failure described in words only.
+    pub fn new(context: impl Into<String>) -> Self {
+        Self { context: context.into(), source: None }
+    }
+
+    /// A failure with the error that caused it.
+    pub fn with_source(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Self { context: context.into(), source: Some(Box::new(source)) }
+    }
+}
+
+impl std::fmt::Display for Cause {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // The whole chain in one line: the log is where it is read.
+        f.write_str(&self.context)?;
+        let mut next = self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static));
+        while let Some(e) = next {
+            write!(f, ": {e}")?;
+            next = e.source();
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for Cause {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        self.source.as_deref().map(|e| e as &(dyn std::error::Error + 'static))
+    }
 }
 
 impl Error {
@@ -113,9 +140,23 @@ impl Error {
         }
     }
 
-    /// An internal failure with its cause, for the log.
+    /// An internal failure described in words, for the log.
     pub fn internal(cause: impl std::fmt::Display) -> Self {
-        Error::Internal(cause.to_string())
+        Error::Internal(Cause::new(cause.to_string()))
+    }
+
+    /// An internal failure of `context`, keeping the error that caused it.
+    pub fn internal_from(context: impl Into<String>, source: impl std::error::Error + Send + Sync + 'static) -> Self {
+        Error::Internal(Cause::with_source(context, source))
+    }
+
+    /// A dependency out of reach for now; the client is told to come back after `retry_after_seconds`.
+    pub fn unavailable(
+        retry_after_seconds: u64,
+        context: impl Into<String>,
+        source: impl std::error::Error + Send + Sync + 'static,
+    ) -> Self {
+        Error::Unavailable { retry_after_seconds, cause: Cause::with_source(context, source) }
     }
 
     /// A validation error on one field.
@@ -126,3 +167,20 @@ impl Error {
 
 /// Results in the product's error type.
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug, thiserror::Error)]
+    #[error("connection reset")]
+    struct Reset;
+
+    #[test]
+    fn internal_errors_keep_their_cause_for_the_log() {
+        let error = Error::internal_from("dynamodb: PutItem", Reset);
+        assert_eq!(error.to_string(), "internal error: dynamodb: PutItem: connection reset");
+        let source = std::error::Error::source(&error).unwrap();
+        assert_eq!(std::error::Error::source(source).unwrap().to_string(), "connection reset");
+    }
+}

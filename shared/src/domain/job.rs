@@ -371,9 +371,62 @@ impl Job {
     }
 }
 
+impl Job {
+    /// Whether this job renders one clip (as opposed to composing or writing prompts).
+    pub fn renders_a_clip(&self) -> bool {
+        matches!(self.kind, JobKind::ScenePreview | JobKind::SceneFinal | JobKind::SceneGenerate | JobKind::PromptTest)
+    }
+
+    /// Whether this job joins clips.
+    pub fn composes(&self) -> bool {
+        matches!(self.kind, JobKind::PreviewCompose | JobKind::FinalCompose)
+    }
+
+    /// The compose job after one of its scene jobs succeeded: one fewer to wait for. Refused once
+    /// the compose job is no longer waiting (cancelled with its failed render, say).
+    pub fn scene_finished(&self) -> Result<Job, JobRefusal> {
+        if self.status != JobStatus::Queued || self.waiting_for == 0 {
+            return Err(JobRefusal::NotIn(self.status));
+        }
+        let mut next = self.clone();
+        next.waiting_for -= 1;
+        next.version += 1;
+        Ok(next)
+    }
+
+    /// The job's message was delivered as often as the queue allows without a step getting
+    /// through: before the message goes to the dead-letter queue the job fails, so nothing waits
+    /// for it forever.
+    pub fn given_up(&self, deliveries: u32, cause: &str, now: DateTime<Utc>) -> Result<Job, JobRefusal> {
+        if self.status.is_terminal() {
+            return Err(JobRefusal::Finished(self.status));
+        }
+        let mut next = self.clone();
+        // Every change is a new stored version; the write is conditioned on the one before.
+        next.version += 1;
+        next.status = JobStatus::Failed;
+        next.error = Some(format!("Gave up after {deliveries} deliveries: {cause}").chars().take(2000).collect());
+        next.lease_until = None;
+        next.finished_at = Some(now);
+        Ok(next)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_job_given_up_fails_with_the_cause_and_a_finished_job_is_left_alone() {
+        let now = Utc::now();
+        let running = job().claimed(now, lease()).unwrap();
+        let failed = running.given_up(5, "store unreachable", now).unwrap();
+        assert_eq!(failed.status, JobStatus::Failed);
+        assert_eq!(failed.version, running.version + 1);
+        assert_eq!(failed.lease_until, None);
+        assert!(failed.error.as_deref().unwrap().contains("Gave up after 5 deliveries: store unreachable"));
+        assert_eq!(failed.given_up(5, "again", now), Err(JobRefusal::Finished(JobStatus::Failed)));
+    }
 
     fn job() -> Job {
         Job::queued(

@@ -3,6 +3,7 @@
 pub mod error;
 pub mod ids;
 pub mod job;
+pub mod media;
 pub mod pagination;
 pub mod plan_edits;
 pub mod planner;

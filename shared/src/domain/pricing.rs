@@ -102,8 +102,18 @@ pub struct CostEstimate {
     pub estimated_render_seconds: f64,
 }
 
-fn cents(v: f64) -> f64 {
+/// Money is kept to a hundredth of a cent: every amount the API shows is rounded here, once.
+pub fn round_usd(v: f64) -> f64 {
     (v * 10_000.0).round() / 10_000.0
+}
+
+fn cents(v: f64) -> f64 {
+    round_usd(v)
+}
+
+/// What one rendered clip costs: the seconds it lasts at the price the render started with.
+pub fn clip_cost(duration_seconds: f64, price_per_second_usd: f64) -> f64 {
+    round_usd(duration_seconds.max(0.0) * price_per_second_usd)
 }
 
 /// Prices a story of `seconds` seconds whose longest scene lasts `longest_scene` seconds.
@@ -131,6 +141,14 @@ pub fn estimate(config: &AiProviderConfig, seconds: u32, longest_scene: f64) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_clip_costs_its_seconds_at_the_render_price_to_a_hundredth_of_a_cent() {
+        assert_eq!(clip_cost(2.5, 0.12), 0.3);
+        assert_eq!(clip_cost(1.0 / 3.0, 0.05), 0.0167);
+        assert_eq!(clip_cost(-1.0, 0.05), 0.0);
+        assert_eq!(round_usd(0.123_456), 0.1235);
+    }
 
     fn seeded(provider: AiProvider) -> AiProviderConfig {
         seed_provider_configs().into_iter().find(|c| c.provider == provider).unwrap()

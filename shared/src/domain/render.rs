@@ -10,7 +10,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{JobId, SceneId};
-use crate::domain::job::{Job, JobKind, JobPriority, JobRefusal};
+use crate::domain::job::{Job, JobKind, JobPriority};
 use crate::domain::prompt::{PromptType, ScenePrompt};
 use crate::domain::provider::Quality;
 use crate::domain::scene::{Scene, SceneKind};
@@ -323,30 +323,6 @@ pub fn single_clip_job(
     job.render = Some(RenderSpec::for_story(story, RenderStage::Preview, options));
     job.clip = Some(clip);
     job
-}
-
-impl Job {
-    /// Whether this job renders one clip (as opposed to composing or writing prompts).
-    pub fn renders_a_clip(&self) -> bool {
-        matches!(self.kind, JobKind::ScenePreview | JobKind::SceneFinal | JobKind::SceneGenerate | JobKind::PromptTest)
-    }
-
-    /// Whether this job joins clips.
-    pub fn composes(&self) -> bool {
-        matches!(self.kind, JobKind::PreviewCompose | JobKind::FinalCompose)
-    }
-
-    /// The compose job after one of its scene jobs succeeded: one fewer to wait for. Refused once
-    /// the compose job is no longer waiting (cancelled with its failed render, say).
-    pub fn scene_finished(&self) -> std::result::Result<Job, JobRefusal> {
-        if self.status != crate::domain::job::JobStatus::Queued || self.waiting_for == 0 {
-            return Err(JobRefusal::NotIn(self.status));
-        }
-        let mut next = self.clone();
-        next.waiting_for -= 1;
-        next.version += 1;
-        Ok(next)
-    }
 }
 
 /// When a render fails (a scene job gave up or was cancelled), the rest of it is called off:

@@ -217,10 +217,20 @@ pub fn renumber(scenes: &mut [Scene], now: DateTime<Utc>) -> Vec<SceneId> {
     changed
 }
 
-/// What the plan of `story` still lacks before PLANNING → PLANNED (empty when complete):
-/// at least one scene, durations summing to the story's duration (compared in whole frames), and
-/// a selected `video` prompt on every scene (`scenes_with_selected_video` names those that have one).
-pub fn plan_gaps(story: &Story, scenes: &[Scene], scenes_with_selected_video: &HashSet<SceneId>) -> Vec<String> {
+/// What the plan of `story` still lacks (empty when complete): at least one scene, durations
+/// summing to the story's duration (compared in whole frames), and a selected `video` prompt on
+/// every scene. The one rule behind PLANNING → PLANNED and a render's start, on both stores.
+pub fn plan_gaps(story: &Story, scenes: &[Scene], prompts: &[crate::domain::prompt::ScenePrompt]) -> Vec<String> {
+    let with_video: HashSet<SceneId> = prompts
+        .iter()
+        .filter(|p| p.is_selected && p.prompt_type == crate::domain::prompt::PromptType::Video)
+        .map(|p| p.scene.clone())
+        .collect();
+    gaps_given(story, scenes, &with_video)
+}
+
+/// `plan_gaps`, with the scenes that have a selected video prompt already known.
+fn gaps_given(story: &Story, scenes: &[Scene], scenes_with_selected_video: &HashSet<SceneId>) -> Vec<String> {
     if scenes.is_empty() {
         return vec!["the story has no scenes".to_owned()];
     }
@@ -281,7 +291,7 @@ mod tests {
 
     #[test]
     fn a_plan_without_scenes_is_incomplete() {
-        assert_eq!(plan_gaps(&story(10, 24), &[], &HashSet::new()), vec!["the story has no scenes"]);
+        assert_eq!(gaps_given(&story(10, 24), &[], &HashSet::new()), vec!["the story has no scenes"]);
     }
 
     #[test]
@@ -289,10 +299,10 @@ mod tests {
         let s = story(10, 24);
         let scenes = vec![scene(&s, 0, 4.0), scene(&s, 1, 5.0)];
         let all: HashSet<_> = scenes.iter().map(|x| x.id.clone()).collect();
-        assert_eq!(plan_gaps(&s, &scenes, &all).len(), 1);
+        assert_eq!(gaps_given(&s, &scenes, &all).len(), 1);
         let scenes = vec![scene(&s, 0, 4.0), scene(&s, 1, 6.0)];
         let all: HashSet<_> = scenes.iter().map(|x| x.id.clone()).collect();
-        assert!(plan_gaps(&s, &scenes, &all).is_empty());
+        assert!(gaps_given(&s, &scenes, &all).is_empty());
     }
 
     #[test]
@@ -300,7 +310,7 @@ mod tests {
         let s = story(10, 24);
         let scenes = vec![scene(&s, 0, 5.0), scene(&s, 1, 5.0)];
         let one: HashSet<_> = [scenes[0].id.clone()].into();
-        assert_eq!(plan_gaps(&s, &scenes, &one), vec!["no selected video prompt on the scenes at order 1"]);
+        assert_eq!(gaps_given(&s, &scenes, &one), vec!["no selected video prompt on the scenes at order 1"]);
     }
 
     #[test]

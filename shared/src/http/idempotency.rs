@@ -13,6 +13,7 @@ use sha2::{Digest, Sha256};
 use crate::domain::error::Error;
 use crate::http::AppState;
 use crate::http::auth::Caller;
+use crate::http::error::ApiError;
 use crate::http::json::read_body;
 use crate::ports::{IdempotencyClaim, StoredResponse};
 
@@ -77,8 +78,8 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
     let store = state.idempotency.clone();
     match store.claim(&caller.user, &key, &print, state.clock.now()).await {
         Err(e) => e.into_response(),
-        Ok(IdempotencyClaim::Mismatch) => Error::IdempotencyKeyReused.into_response(),
-        Ok(IdempotencyClaim::InProgress) => Error::IdempotencyInProgress.into_response(),
+        Ok(IdempotencyClaim::Mismatch) => ApiError::IdempotencyKeyReused.into_response(),
+        Ok(IdempotencyClaim::InProgress) => ApiError::IdempotencyInProgress.into_response(),
         Ok(IdempotencyClaim::Replay(stored)) => replay(stored),
         Ok(IdempotencyClaim::Fresh) => {
             let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;

@@ -8,30 +8,31 @@ use axum::extract::{FromRequest, Request};
 use axum::http::{HeaderMap, header};
 use serde_json::{Map, Value};
 
-use crate::domain::error::{Error, FieldErrors, Result};
+use crate::domain::error::{Error, FieldErrors};
+use crate::http::error::{ApiError, ApiResult};
 
 /// Largest body the API accepts.
 pub const MAX_BODY_BYTES: usize = 1024 * 1024;
 
 /// Reads a body of at most `MAX_BODY_BYTES`.
-pub async fn read_body(headers: &HeaderMap, body: Body) -> Result<Bytes> {
+pub async fn read_body(headers: &HeaderMap, body: Body) -> ApiResult<Bytes> {
     let declared =
         headers.get(header::CONTENT_LENGTH).and_then(|v| v.to_str().ok()).and_then(|v| v.parse::<u64>().ok());
     if declared.is_some_and(|len| len > MAX_BODY_BYTES as u64) {
-        return Err(Error::PayloadTooLarge { limit: MAX_BODY_BYTES });
+        return Err(ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES });
     }
     axum::body::to_bytes(body, MAX_BODY_BYTES).await.map_err(|e| {
         // Over the limit is the client's doing; a broken connection is nobody's fault worth a 500.
         let source = std::error::Error::source(&e).map(ToString::to_string).unwrap_or_default();
         if source.contains("length limit") || e.to_string().contains("length limit") {
-            Error::PayloadTooLarge { limit: MAX_BODY_BYTES }
+            ApiError::PayloadTooLarge { limit: MAX_BODY_BYTES }
         } else {
-            Error::MalformedJson(format!("could not read the body: {e}"))
+            ApiError::MalformedJson(format!("could not read the body: {e}"))
         }
     })
 }
 
-fn check_content_type(headers: &HeaderMap) -> Result<()> {
+fn check_content_type(headers: &HeaderMap) -> ApiResult<()> {
     let Some(value) = headers.get(header::CONTENT_TYPE) else {
         return Ok(());
     };
@@ -40,12 +41,12 @@ fn check_content_type(headers: &HeaderMap) -> Result<()> {
     if media == "application/json" || (media.starts_with("application/") && media.ends_with("+json")) {
         Ok(())
     } else {
-        Err(Error::UnsupportedMediaType(media.chars().take(100).collect()))
+        Err(ApiError::UnsupportedMediaType(media.chars().take(100).collect()))
     }
 }
 
 /// Parses a JSON body that must be an object; an empty body counts as `{}`.
-pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>> {
+pub fn parse_object(bytes: &[u8]) -> ApiResult<Map<String, Value>> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Map::new());
     }
@@ -54,8 +55,9 @@ pub fn parse_object(bytes: &[u8]) -> Result<Map<String, Value>> {
         Ok(other) => Err(Error::field(
             "non_field_errors",
             format!("Invalid data. Expected a dictionary, but got {}.", json_kind(&other)),
-        )),
-        Err(e) => Err(Error::MalformedJson(e.to_string())),
+        )
+        .into()),
+        Err(e) => Err(ApiError::MalformedJson(e.to_string())),
     }
 }
 
@@ -75,9 +77,9 @@ fn json_kind(value: &Value) -> &'static str {
 pub struct JsonObject(pub Map<String, Value>);
 
 impl<S: Send + Sync> FromRequest<S> for JsonObject {
-    type Rejection = Error;
+    type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self> {
+    async fn from_request(req: Request, state: &S) -> ApiResult<Self> {
         let JsonBody(bytes) = JsonBody::from_request(req, state).await?;
         parse_object(&bytes).map(JsonObject)
     }
@@ -88,9 +90,9 @@ impl<S: Send + Sync> FromRequest<S> for JsonObject {
 pub struct JsonBody(pub Bytes);
 
 impl<S: Send + Sync> FromRequest<S> for JsonBody {
-    type Rejection = Error;
+    type Rejection = ApiError;
 
-    async fn from_request(req: Request, _state: &S) -> Result<Self> {
+    async fn from_request(req: Request, _state: &S) -> ApiResult<Self> {
         let (parts, body) = req.into_parts();
         let bytes = read_body(&parts.headers, body).await?;
         if !bytes.iter().all(u8::is_ascii_whitespace) {
@@ -101,11 +103,11 @@ impl<S: Send + Sync> FromRequest<S> for JsonBody {
 }
 
 /// Parses a JSON body of any shape (an empty body is `{}`).
-pub fn parse_value(bytes: &[u8]) -> Result<Value> {
+pub fn parse_value(bytes: &[u8]) -> ApiResult<Value> {
     if bytes.iter().all(u8::is_ascii_whitespace) {
         return Ok(Value::Object(Map::new()));
     }
-    serde_json::from_slice(bytes).map_err(|e| Error::MalformedJson(e.to_string()))
+    serde_json::from_slice(bytes).map_err(|e| ApiError::MalformedJson(e.to_string()))
 }
 
 /// Reads typed fields out of a JSON object, collecting DRF-style messages.
@@ -176,7 +178,7 @@ impl<'a> Fields<'a> {
     }
 
     /// `Ok` when every field read was valid.
-    pub fn finish(self) -> Result<()> {
+    pub fn finish(self) -> crate::domain::error::Result<()> {
         self.errors.into_result()
     }
 }
@@ -228,9 +230,9 @@ mod tests {
 
     #[test]
     fn broken_json_is_a_parse_error_and_a_list_is_refused() {
-        assert!(matches!(parse_object(b"{\"a\":"), Err(Error::MalformedJson(_))));
-        assert!(matches!(parse_object(b"[1]"), Err(Error::Validation(_))));
-        assert!(matches!(parse_object(b"\"x\""), Err(Error::Validation(_))));
+        assert!(matches!(parse_object(b"{\"a\":"), Err(ApiError::MalformedJson(_))));
+        assert!(matches!(parse_object(b"[1]"), Err(ApiError::Domain(Error::Validation(_)))));
+        assert!(matches!(parse_object(b"\"x\""), Err(ApiError::Domain(Error::Validation(_)))));
     }
 
     #[test]

@@ -23,12 +23,10 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::MethodRouter;
 use tracing::Instrument;
 
-use crate::adapters::embedded::LocalMedia;
 use crate::domain::error::Error;
 use crate::domain::story::Story;
-use crate::ports::{Clock, IdGenerator, IdempotencyStore, JobInbox, MediaStore};
+use crate::ports::{Clock, IdGenerator, IdempotencyStore, MediaStore};
 use crate::services::{JobService, PlanService, StoryService};
-use crate::worker::Worker;
 
 pub use auth::{Authenticator, Caller};
 pub use pagination::{CursorCodec, Listing, QueryParams};
@@ -36,7 +34,8 @@ pub use pagination::{CursorCodec, Listing, QueryParams};
 /// Every route lives under this prefix.
 pub const API_PREFIX: &str = "/api/ai-video";
 
-/// What every handler can reach. Built once per cold start.
+/// What every handler can reach: the API role's state, built once per cold start
+/// (`runtime::build_api`). Nothing of the worker is in it.
 #[derive(Clone)]
 pub struct AppState {
     /// Story use cases.
@@ -59,12 +58,6 @@ pub struct AppState {
     pub providers: crate::services::ProviderService,
     /// Where rendered media lives; issues the download links.
     pub media: Arc<dyn MediaStore>,
-    /// The worker (run by `aivideo serve` in process, and by the worker Lambda).
-    pub worker: Arc<Worker>,
-    /// The consuming side of the job queue.
-    pub inbox: Arc<dyn JobInbox>,
-    /// The embedded backend's media folder, whose signed links `aivideo serve` answers.
-    pub local_media: Option<Arc<LocalMedia>>,
 }
 
 /// How long a download link handed to an owner works.
@@ -142,7 +135,7 @@ async fn not_found() -> Response {
 }
 
 async fn method_not_allowed(method: Method) -> Response {
-    Error::MethodNotAllowed(method.to_string()).into_response()
+    error::ApiError::MethodNotAllowed(method.to_string()).into_response()
 }
 
 /// One span per request (request id, method, path, user, and the story or job in the path) and

@@ -15,6 +15,7 @@ use sha2::Sha256;
 use crate::domain::error::{Error, FieldErrors, Result};
 use crate::domain::ids::UserId;
 use crate::domain::pagination::{DEFAULT_PAGE_SIZE, Direction, MAX_PAGE_SIZE, Page, PageRequest};
+use crate::http::error::{ApiError, ApiResult};
 
 /// Signs and checks cursors.
 #[derive(Clone)]
@@ -74,15 +75,21 @@ impl CursorCodec {
     }
 
     /// Checks a cursor and returns its position and direction.
-    pub fn decode(&self, user: &UserId, listing: &str, cursor: &str, descending: bool) -> Result<(String, Direction)> {
-        let invalid = || Error::InvalidCursor;
+    pub fn decode(
+        &self,
+        user: &UserId,
+        listing: &str,
+        cursor: &str,
+        descending: bool,
+    ) -> ApiResult<(String, Direction)> {
+        let invalid = || ApiError::InvalidCursor;
         let (payload_b64, tag_b64) = cursor.split_once('.').ok_or_else(invalid)?;
         let payload = URL_SAFE_NO_PAD.decode(payload_b64).map_err(|_| invalid())?;
         let tag = URL_SAFE_NO_PAD.decode(tag_b64).map_err(|_| invalid())?;
         self.mac(&payload, user, listing).verify_slice(&tag).map_err(|_| invalid())?;
         let parsed: CursorPayload = serde_json::from_slice(&payload).map_err(|_| invalid())?;
         if parsed.d != descending {
-            return Err(Error::InvalidCursor);
+            return Err(ApiError::InvalidCursor);
         }
         Ok((parsed.p, if parsed.b { Direction::Backward } else { Direction::Forward }))
     }
@@ -139,7 +146,7 @@ impl Listing {
         name: String,
         orderings: &[(&str, bool)],
         mut errors: FieldErrors,
-    ) -> Result<(Self, usize)> {
+    ) -> ApiResult<(Self, usize)> {
         let limit = match query.get("page_size") {
             None | Some("") => DEFAULT_PAGE_SIZE,
             Some(raw) => match page_size(raw) {

@@ -1,7 +1,7 @@
 //! Job use cases: start a render, render one scene or test one prompt, and follow, retry, cancel
 //! and count jobs.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -11,19 +11,16 @@ use crate::domain::error::{Error, Result};
 use crate::domain::ids::{Actor, JobId, PromptId, SceneId, StoryId, UserId};
 use crate::domain::job::{Job, JobKind, JobRefusal, JobStatus};
 use crate::domain::pagination::{Page, PageRequest};
+use crate::domain::pricing::round_usd;
 use crate::domain::prompt::PromptType;
-use crate::domain::render::{
-    ClipSpec, ProviderTerms, RenderOptions, RenderStage, called_off, plan_render, single_clip_job,
-};
+use crate::domain::render::{ClipSpec, ProviderTerms, RenderOptions, RenderStage, plan_render, single_clip_job};
 use crate::domain::scene::plan_gaps;
-use crate::domain::state_machine::{Mover, StoryStatus};
+use crate::domain::state_machine::Mover;
 use crate::domain::story::Story;
-use crate::domain::values::{AiProvider, Reason};
-use crate::ports::{
-    Clock, Committed, IdGenerator, JobFilter, JobMessage, JobQueue, JobStore, MoveRequest, PlanStore, StoryEffect,
-};
-use crate::services::ProviderService;
+use crate::domain::values::AiProvider;
+use crate::ports::{Clock, Committed, IdGenerator, JobFilter, JobMessage, JobQueue, JobStore, MoveRequest, PlanStore};
 use crate::services::providers::disabled;
+use crate::services::{ProviderService, fail_render};
 
 /// How often a write that raced another one is decided again before the client is told to retry.
 const RACE_ATTEMPTS: usize = 20;
@@ -92,13 +89,7 @@ impl JobService {
                 return Err(disabled(plan.story.ai_provider));
             }
             // The plan must still be complete: PLANNED stories can be edited while unlocked.
-            let with_video: HashSet<SceneId> = plan
-                .prompts
-                .iter()
-                .filter(|p| p.is_selected && p.prompt_type == PromptType::Video)
-                .map(|p| p.scene.clone())
-                .collect();
-            let gaps = plan_gaps(&plan.story, &plan.scenes, &with_video);
+            let gaps = plan_gaps(&plan.story, &plan.scenes, &plan.prompts);
             if !gaps.is_empty() {
                 return Err(Error::InvalidTransition {
                     detail: format!("The plan is not complete: {}", gaps.join("; ")),
@@ -226,22 +217,15 @@ impl JobService {
             let now = self.clock.now();
             let job = self.jobs.job(owner, id).await?;
             let cancelled = job.cancelled(now).map_err(|r| refused(r, "cancelled"))?;
-            let mut writes = vec![cancelled.clone()];
-            let mut effect = None;
-            if let Some(render) = job.render.as_ref().filter(|_| job.compose_job.is_some() || job.composes()) {
-                writes.extend(called_off(&job, &self.jobs.story_jobs(&job.story).await?, now));
-                effect = Some(StoryEffect {
-                    owner: owner.clone(),
-                    story: job.story.clone(),
-                    from: render.stage.rendering_status(),
-                    to: StoryStatus::Failed,
-                    mover: Mover::User,
-                    actor: Actor::User(owner.clone()),
-                    reason: Reason::parse(&format!("The {} render was cancelled (job {}).", render.stage, job.id)).ok(),
-                    media: None,
-                    at: now,
-                });
-            }
+            let story_jobs = if job.compose_job.is_some() || job.composes() {
+                self.jobs.story_jobs(&job.story).await?
+            } else {
+                Vec::new()
+            };
+            let stage = job.render.as_ref().map_or("", |r| r.stage.as_str());
+            let reason = format!("The {stage} render was cancelled (job {}).", job.id);
+            let (writes, effect) =
+                fail_render(cancelled.clone(), &story_jobs, Mover::User, Actor::User(owner.clone()), &reason, now);
             if let Committed::Done(_) = self.jobs.commit_jobs(writes, effect).await? {
                 return Ok(cancelled);
             }
@@ -316,7 +300,7 @@ impl JobStatistics {
                 _ => {}
             }
         }
-        stats.cost_usd = (stats.cost_usd * 10_000.0).round() / 10_000.0;
+        stats.cost_usd = round_usd(stats.cost_usd);
         stats.seconds_rendered = (stats.seconds_rendered * 1000.0).round() / 1000.0;
         if succeeded + failed > 0 {
             stats.success_rate = Some(succeeded as f64 / (succeeded + failed) as f64);

@@ -3,9 +3,15 @@
 mod jobs;
 mod plan;
 mod providers;
+mod renders;
 mod stories;
+#[cfg(feature = "render")]
+mod worker;
 
 pub use jobs::{JobService, JobStatistics};
 pub use plan::{GeneratedPrompts, PlanService, PromptWriter, WriterChoice, WriterError};
 pub use providers::{ProviderEdit, ProviderService};
+pub use renders::{fail_render, failure_reason};
 pub use stories::StoryService;
+#[cfg(feature = "render")]
+pub use worker::{Worker, WorkerSettings};

@@ -34,7 +34,7 @@ use crate::domain::pagination::{Page, PageRequest};
 use crate::domain::plan_edits::{PlanChange, PlanEdit, PlanState};
 use crate::domain::prompt::{NewPrompt, PromptEdit, ScenePrompt};
 use crate::domain::scene::{NewScene, Scene, SceneEdit, plan_gaps, sequence_scenes};
-use crate::domain::state_machine::move_rule;
+use crate::domain::state_machine::{StoryStatus, move_rule};
 use crate::domain::statistics::StoryStatistics;
 use crate::domain::story::{Story, StoryEdit};
 use crate::domain::transition::StoryStateTransition;
@@ -74,8 +74,14 @@ fn internal(e: impl std::fmt::Display) -> Error {
     Error::internal(format!("dynamodb: {e}"))
 }
 
-fn sdk<E: std::fmt::Debug, R: std::fmt::Debug>(e: SdkError<E, R>) -> Error {
-    Error::internal(format!("dynamodb: {:?}", e))
+/// A DynamoDB call's failure, its SDK error kept as the cause: throttling and unavailability
+/// answer 503 with `Retry-After`, anything else 500.
+fn sdk<E, R>(e: SdkError<E, R>) -> Error
+where
+    E: aws_smithy_types::error::metadata::ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+    R: std::fmt::Debug + Send + Sync + 'static,
+{
+    super::aws_error("dynamodb", e)
 }
 
 fn s(v: impl Into<String>) -> AttributeValue {
@@ -364,6 +370,14 @@ impl DynamoStore {
                             .and_then(|item| StoryRecord::from_item(item.clone()).ok())
                             .map(Box::new);
                         return Ok(Written::Raced(old));
+                    }
+                    if reasons.iter().any(|r| r.code().is_some_and(super::is_transient_code)) {
+                        // Cancelled because an item was throttled: busy, not broken.
+                        return Err(Error::unavailable(
+                            super::errors::RETRY_AFTER_SECONDS,
+                            "dynamodb: TransactWriteItems (an item was throttled)",
+                            e,
+                        ));
                     }
                 }
                 Err(sdk(e))
@@ -654,13 +668,7 @@ impl StoryStore for DynamoStore {
             let (record, gaps) = if request.to == crate::domain::state_machine::StoryStatus::Planned {
                 let aggregate = self.aggregate(&request.owner, &request.story).await?;
                 let gaps = if needs_plan(&aggregate.record) {
-                    let with_video = aggregate
-                        .prompts
-                        .iter()
-                        .filter(|p| p.is_selected && p.prompt_type == crate::domain::prompt::PromptType::Video)
-                        .map(|p| p.scene.clone())
-                        .collect();
-                    plan_gaps(&aggregate.record.story, &aggregate.scenes, &with_video)
+                    plan_gaps(&aggregate.record.story, &aggregate.scenes, &aggregate.prompts)
                 } else {
                     Vec::new()
                 };
@@ -1118,8 +1126,8 @@ impl DynamoStore {
         at: DateTime<Utc>,
     ) -> Result<Option<Story>> {
         let now = serde_json::to_value(at).map_err(internal)?.as_str().unwrap_or_default().to_owned();
-        let mut condition =
-            "#owner = :owner AND #status IN (:planning, :planned, :preview_ready) AND #is_locked = :was".to_owned();
+        let (statuses, status_values) = lock_change_statuses();
+        let mut condition = format!("#owner = :owner AND #status IN ({statuses}) AND #is_locked = :was");
         if expected_version.is_some() {
             condition.push_str(" AND #version = :expected");
         }
@@ -1142,9 +1150,6 @@ impl DynamoStore {
             .expression_attribute_names("#updated_at", "updated_at")
             .expression_attribute_names("#version", "version")
             .expression_attribute_values(":owner", s(owner.as_str()))
-            .expression_attribute_values(":planning", s("PLANNING"))
-            .expression_attribute_values(":planned", s("PLANNED"))
-            .expression_attribute_values(":preview_ready", s("PREVIEW_READY"))
             .expression_attribute_values(":was", AttributeValue::Bool(!locked))
             .expression_attribute_values(":locked", AttributeValue::Bool(locked))
             .expression_attribute_values(":now", s(now))
@@ -1153,6 +1158,9 @@ impl DynamoStore {
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld);
         if let Some(v) = expected_version {
             request = request.expression_attribute_values(":expected", n(v));
+        }
+        for (name, value) in status_values {
+            request = request.expression_attribute_values(name, value);
         }
         match request.send().await {
             Ok(out) => Ok(Some(StoryRecord::from_item(out.attributes.unwrap_or_default())?.story)),
@@ -1178,6 +1186,15 @@ impl DynamoStore {
             },
         }
     }
+}
+
+/// The statuses in which `lock`/`unlock` may write, as a condition's `IN (…)` list and its values:
+/// derived from the domain's rule (`allows_lock_changes`), never written out a second time.
+fn lock_change_statuses() -> (String, Item) {
+    let allowed: Vec<StoryStatus> = StoryStatus::ALL.into_iter().filter(|s| s.allows_lock_changes()).collect();
+    let names: Vec<String> = (0..allowed.len()).map(|i| format!(":lockable{i}")).collect();
+    let values = names.iter().zip(&allowed).map(|(name, status)| (name.clone(), s(status.as_str()))).collect();
+    (names.join(", "), values)
 }
 
 fn job_key(story: &StoryId, id: &JobId) -> Item {
@@ -1464,6 +1481,21 @@ impl crate::ports::ProviderConfigStore for DynamoStore {
                 }
                 _ => Err(sdk(e)),
             },
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_lock_condition_admits_exactly_the_statuses_the_domain_allows_lock_changes_in() {
+        let (list, values) = lock_change_statuses();
+        let admitted: Vec<StoryStatus> =
+            list.split(", ").map(|name| StoryStatus::parse(values[name].as_s().unwrap()).unwrap()).collect();
+        for status in StoryStatus::ALL {
+            assert_eq!(admitted.contains(&status), status.allows_lock_changes(), "{status}");
         }
     }
 }

@@ -34,7 +34,7 @@ impl S3Media {
             .content_type(content_type)
             .presigned(config)
             .await
-            .map_err(|e| Error::internal(format!("s3: {e:?}")))?;
+            .map_err(|e| super::aws_error("s3", e))?;
         Ok(SignedUrl { url: request.uri().to_owned(), expires_at: expiry(ttl)? })
     }
 }
@@ -57,7 +57,7 @@ impl MediaStore for S3Media {
             .body(body)
             .send()
             .await
-            .map_err(|e| Error::internal(format!("s3: {e:?}")))?;
+            .map_err(|e| super::aws_error("s3", e))?;
         Ok(size)
     }
 
@@ -70,7 +70,7 @@ impl MediaStore for S3Media {
             .key(key)
             .presigned(config)
             .await
-            .map_err(|e| Error::internal(format!("s3: {e:?}")))?;
+            .map_err(|e| super::aws_error("s3", e))?;
         Ok(SignedUrl { url: request.uri().to_owned(), expires_at: expiry(ttl)? })
     }
 
@@ -82,7 +82,7 @@ impl MediaStore for S3Media {
             .key(key)
             .send()
             .await
-            .map_err(|e| Error::internal(format!("s3: {e:?}")))?;
+            .map_err(|e| super::aws_error("s3", e))?;
         // Streamed to disk: clips can be large and the worker's memory is small.
         let mut body = object.body.into_async_read();
         let mut file = tokio::fs::File::create(dest).await.map_err(Error::internal)?;

@@ -2,6 +2,7 @@
 //! start from one `aws_config` load; `AWS_ENDPOINT_URL` points them at an emulator.
 
 mod dynamo;
+pub(crate) mod errors;
 mod media;
 mod queue;
 mod resources;
@@ -17,9 +18,10 @@ use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
 pub use dynamo::{DynamoStore, GSI1, GSI2};
+pub use errors::{aws_error, is_transient_code};
 pub use media::S3Media;
 pub use queue::SqsQueue;
-pub use resources::{AwsNames, create_resources, queue_urls};
+pub use resources::{AwsNames, QueueUrls, create_resources, queue_urls};
 pub use secrets::SecretsManagerSource;
 
 /// Counts the requests each AWS service receives, by operation (retries included), so tests can

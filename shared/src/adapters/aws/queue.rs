@@ -49,7 +49,7 @@ impl JobQueue for SqsQueue {
             .delay_seconds(delay)
             .send()
             .await
-            .map_err(|e| Error::internal(format!("sqs: {e:?}")))?;
+            .map_err(|e| super::aws_error("sqs", e))?;
         Ok(())
     }
 }
@@ -75,7 +75,7 @@ impl JobInbox for SqsQueue {
                 .message_system_attribute_names(aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
                 .send()
                 .await
-                .map_err(|e| Error::internal(format!("sqs: {e:?}")))?;
+                .map_err(|e| super::aws_error("sqs", e))?;
             for message in out.messages.unwrap_or_default() {
                 let receive_count = message
                     .attributes()
@@ -96,7 +96,6 @@ impl JobInbox for SqsQueue {
     /// Deletes a handled message; makes a failed one visible again after its delay (SQS counts the
     /// receive, so a message that always fails ends in the dead-letter queue).
     async fn settle(&self, delivery: &Delivery, outcome: Handled) -> Result<()> {
-        let sqs = |e: &dyn std::fmt::Debug| Error::internal(format!("sqs: {e:?}"));
         let (queue_url, receipt_handle) =
             delivery.receipt.split_once(' ').ok_or_else(|| Error::internal("malformed receipt"))?;
         match outcome {
@@ -107,7 +106,7 @@ impl JobInbox for SqsQueue {
                     .receipt_handle(receipt_handle)
                     .send()
                     .await
-                    .map_err(|e| sqs(&e))?;
+                    .map_err(|e| super::aws_error("sqs", e))?;
             }
             Handled::Failed { retry_after } => {
                 self.client
@@ -117,7 +116,7 @@ impl JobInbox for SqsQueue {
                     .visibility_timeout(retry_after.min(MAX_DELAY).as_secs() as i32)
                     .send()
                     .await
-                    .map_err(|e| sqs(&e))?;
+                    .map_err(|e| super::aws_error("sqs", e))?;
             }
         }
         Ok(())

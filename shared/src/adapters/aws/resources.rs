@@ -20,6 +20,20 @@ pub struct AwsNames {
     pub bucket: String,
     /// `AIVIDEO_JWT_SECRET_NAME` (default `aivideo/jwt-secret`).
     pub jwt_secret: String,
+    /// `AIVIDEO_QUEUE_URL_HIGH`, `_NORMAL`, `_LOW`: the queues' URLs, as the template passes
+    /// them, so a cold start need not look them up (three `GetQueueUrl` round trips).
+    pub queue_urls: Option<QueueUrls>,
+}
+
+/// The job queues' URLs by priority.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueUrls {
+    /// `high` priority.
+    pub high: String,
+    /// `normal` priority.
+    pub normal: String,
+    /// `low` priority.
+    pub low: String,
 }
 
 impl Default for AwsNames {
@@ -29,6 +43,7 @@ impl Default for AwsNames {
             queue_prefix: "aivideo-jobs".into(),
             bucket: "aivideo-media".into(),
             jwt_secret: "aivideo/jwt-secret".into(),
+            queue_urls: None,
         }
     }
 }
@@ -49,8 +64,8 @@ fn key(name: &str, kind: KeyType) -> Result<KeySchemaElement> {
     KeySchemaElement::builder().attribute_name(name).key_type(kind).build().map_err(|e| err("table", e))
 }
 
-/// Creates whatever is missing; returns the queue URLs (high, normal, low).
-pub async fn create_resources(clients: &AwsClients, names: &AwsNames) -> Result<(String, String, String)> {
+/// Creates whatever is missing; returns the queue URLs.
+pub async fn create_resources(clients: &AwsClients, names: &AwsNames) -> Result<QueueUrls> {
     create_table(clients, &names.table).await?;
     let queues = create_queues(clients, &names.queue_prefix).await?;
     create_bucket(clients, &names.bucket).await?;
@@ -58,8 +73,8 @@ pub async fn create_resources(clients: &AwsClients, names: &AwsNames) -> Result<
     Ok(queues)
 }
 
-/// The URLs of existing queues (high, normal, low), found by name.
-pub async fn queue_urls(clients: &AwsClients, names: &AwsNames) -> Result<(String, String, String)> {
+/// The URLs of existing queues, found by name.
+pub async fn queue_urls(clients: &AwsClients, names: &AwsNames) -> Result<QueueUrls> {
     let url = |suffix: &'static str| {
         let name = format!("{}-{suffix}", names.queue_prefix);
         async move {
@@ -69,7 +84,7 @@ pub async fn queue_urls(clients: &AwsClients, names: &AwsNames) -> Result<(Strin
             out.queue_url().map(str::to_owned).ok_or_else(|| Error::internal(format!("SQS queue {name} has no URL")))
         }
     };
-    Ok((url("high").await?, url("normal").await?, url("low").await?))
+    Ok(QueueUrls { high: url("high").await?, normal: url("normal").await?, low: url("low").await? })
 }
 
 async fn create_table(clients: &AwsClients, table: &str) -> Result<()> {
@@ -133,7 +148,7 @@ async fn queue_url(
     out.queue_url().map(str::to_owned).ok_or_else(|| err("queue", "no URL"))
 }
 
-async fn create_queues(clients: &AwsClients, prefix: &str) -> Result<(String, String, String)> {
+async fn create_queues(clients: &AwsClients, prefix: &str) -> Result<QueueUrls> {
     use aws_sdk_sqs::types::QueueAttributeName as A;
     let dlq = queue_url(clients, &format!("{prefix}-dlq"), &[(A::MessageRetentionPeriod, "1209600".into())]).await?;
     let dlq_arn = clients
@@ -152,7 +167,7 @@ async fn create_queues(clients: &AwsClients, prefix: &str) -> Result<(String, St
     let high = queue_url(clients, &format!("{prefix}-high"), &attributes).await?;
     let normal = queue_url(clients, &format!("{prefix}-normal"), &attributes).await?;
     let low = queue_url(clients, &format!("{prefix}-low"), &attributes).await?;
-    Ok((high, normal, low))
+    Ok(QueueUrls { high, normal, low })
 }
 
 async fn create_bucket(clients: &AwsClients, bucket: &str) -> Result<()> {

@@ -50,10 +50,7 @@ impl SecretSource for SecretsManagerSource {
                     tracing::warn!(secret = name, error = ?e, "secret refresh failed; keeping the cached value");
                     Ok(value.clone())
                 }
-                None => Err(Error::internal(format!(
-                    "cannot read secret {name}: {}",
-                    aws_sdk_secretsmanager::error::DisplayErrorContext(&e)
-                ))),
+                None => Err(super::aws_error(&format!("secretsmanager: cannot read secret {name}"), e)),
             },
         }
     }

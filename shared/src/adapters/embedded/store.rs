@@ -6,7 +6,6 @@
 //! serialised, which makes each one the single critical section in which this adapter checks and
 //! applies an invariant, exactly as the DynamoDB adapter does with one conditional write.
 
-use std::collections::HashSet;
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
@@ -19,7 +18,7 @@ use serde::{Serialize, de::DeserializeOwned};
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{StoryId, UserId};
 use crate::domain::pagination::{Page, PageRequest};
-use crate::domain::prompt::{PromptType, ScenePrompt};
+use crate::domain::prompt::ScenePrompt;
 use crate::domain::scene::{Scene, plan_gaps};
 use crate::domain::state_machine::move_rule;
 use crate::domain::statistics::StoryStatistics;
@@ -214,9 +213,7 @@ pub(super) fn scan_prefix<T: DeserializeOwned>(
 pub(super) fn plan_gaps_in(txn: &WriteTransaction, story: &Story) -> Result<Vec<String>> {
     let scenes: Vec<Scene> = scan_prefix(&txn.open_table(SCENES).map_err(internal)?, story.id.as_str())?;
     let prompts: Vec<ScenePrompt> = scan_prefix(&txn.open_table(PROMPTS).map_err(internal)?, story.id.as_str())?;
-    let with_video: HashSet<_> =
-        prompts.into_iter().filter(|p| p.is_selected && p.prompt_type == PromptType::Video).map(|p| p.scene).collect();
-    Ok(plan_gaps(story, &scenes, &with_video))
+    Ok(plan_gaps(story, &scenes, &prompts))
 }
 
 /// Reads up to `limit + 1` entries strictly past the request's position under `prefix`, in scan

@@ -14,18 +14,20 @@ use std::time::Duration;
 
 use tracing::Instrument;
 
-use crate::adapters::ffmpeg::{Composition, Ffmpeg, OutputFormat, Subtitle};
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::Actor;
 use crate::domain::job::{AfterFailure, Job, JobRefusal, JobStatus, MAX_DELAY_SECONDS, backoff};
-use crate::domain::render::{RenderStage, VideoFormat, called_off};
-use crate::domain::state_machine::{Mover, StoryStatus};
+use crate::domain::media::{Composition, Subtitle};
+use crate::domain::pricing::clip_cost;
+use crate::domain::render::RenderStage;
+use crate::domain::state_machine::Mover;
 use crate::domain::story::RenderedMedia;
-use crate::domain::values::{AiProvider, Reason};
+use crate::domain::values::AiProvider;
 use crate::ports::{
     ClipRequest, Clock, Committed, Delivery, Handled, JobMessage, JobQueue, JobStore, MediaStore, ProviderError,
-    StoryEffect, TaskState, VideoProvider,
+    StoryEffect, TaskState, VideoProvider, VideoTools,
 };
+use crate::services::fail_render;
 
 /// How the worker paces itself.
 #[derive(Debug, Clone)]
@@ -60,7 +62,7 @@ pub struct Worker {
     queue: Arc<dyn JobQueue>,
     media: Arc<dyn MediaStore>,
     providers: HashMap<AiProvider, Arc<dyn VideoProvider>>,
-    ffmpeg: Option<Ffmpeg>,
+    tools: Arc<dyn VideoTools>,
     clock: Arc<dyn Clock>,
     settings: WorkerSettings,
 }
@@ -75,32 +77,18 @@ fn lease_of(d: Duration) -> chrono::Duration {
     chrono::Duration::from_std(d).unwrap_or_else(|_| chrono::Duration::seconds(120))
 }
 
-/// A failure reason that fits the story's `failure_reason`.
-fn reason(text: &str) -> Option<Reason> {
-    let clean: String = text.chars().map(|c| if c.is_control() { ' ' } else { c }).take(1000).collect();
-    Reason::parse(&clean).ok()
-}
-
-fn format_of(format: VideoFormat) -> OutputFormat {
-    match format {
-        VideoFormat::Mp4 => OutputFormat::Mp4,
-        VideoFormat::Webm => OutputFormat::Webm,
-        VideoFormat::Gif => OutputFormat::Gif,
-    }
-}
-
 impl Worker {
-    /// A worker over these ports. `ffmpeg` is needed to compose (and by the `local` provider).
+    /// A worker over these ports; `tools` conform clips and compose renders.
     pub fn new(
         jobs: Arc<dyn JobStore>,
         queue: Arc<dyn JobQueue>,
         media: Arc<dyn MediaStore>,
         providers: HashMap<AiProvider, Arc<dyn VideoProvider>>,
-        ffmpeg: Option<Ffmpeg>,
+        tools: Arc<dyn VideoTools>,
         clock: Arc<dyn Clock>,
         settings: WorkerSettings,
     ) -> Self {
-        Self { jobs, queue, media, providers, ffmpeg, clock, settings }
+        Self { jobs, queue, media, providers, tools, clock, settings }
     }
 
     /// This worker with `provider` rendering for `name` (a provider switched on, or wrapped).
@@ -308,34 +296,31 @@ impl Worker {
             size_bytes: 0,
         };
         let mut file = file;
-        if let Some(ffmpeg) = &self.ffmpeg {
-            let Ok(mut probe) = ffmpeg.probe(&file).await else {
-                let error = ProviderError::retryable("The provider's result is not a readable video.");
+        let Ok(mut probe) = self.tools.probe(&file).await else {
+            let error = ProviderError::retryable("The provider's result is not a readable video.");
+            return self.attempt_failed(job, error).await;
+        };
+        let exact = probe.width == render.width
+            && probe.height == render.height
+            && probe.frames == clip.frames
+            && (probe.fps - f64::from(render.fps)).abs() < 0.01
+            && probe.codec == "h264";
+        if !exact {
+            // Another provider's length, size or rate: fit it to the scene, frame-exact.
+            let fitted = scratch.path().join("fitted.mp4");
+            let frames = u32::try_from(clip.frames).unwrap_or(u32::MAX);
+            if let Err(e) = self.tools.conform(&file, render.width, render.height, render.fps, frames, &fitted).await {
+                let error = ProviderError::retryable(format!("The provider's result could not be used: {e}"));
                 return self.attempt_failed(job, error).await;
-            };
-            let exact = probe.width == render.width
-                && probe.height == render.height
-                && probe.frames == clip.frames
-                && (probe.fps - f64::from(render.fps)).abs() < 0.01
-                && probe.codec == "h264";
-            if !exact {
-                // Another provider's length, size or rate: fit it to the scene, frame-exact.
-                let fitted = scratch.path().join("fitted.mp4");
-                let frames = u32::try_from(clip.frames).unwrap_or(u32::MAX);
-                if let Err(e) = ffmpeg.conform(&file, render.width, render.height, render.fps, frames, &fitted).await {
-                    let error = ProviderError::retryable(format!("The provider's result could not be used: {e}"));
-                    return self.attempt_failed(job, error).await;
-                }
-                file = fitted;
-                probe = ffmpeg.probe(&file).await.map_err(|e| Error::internal(format!("probing the clip: {e}")))?;
             }
-            media.duration_seconds = probe.duration_seconds;
-            media.width = probe.width;
-            media.height = probe.height;
+            file = fitted;
+            probe = self.tools.probe(&file).await.map_err(|e| Error::internal(format!("probing the clip: {e}")))?;
         }
+        media.duration_seconds = probe.duration_seconds;
+        media.width = probe.width;
+        media.height = probe.height;
         media.size_bytes = self.media.put_file(&media.key, &file, "video/mp4").await?;
-        let price = render.terms.price_per_second_usd;
-        let cost = (clip.duration_seconds * price * 10_000.0).round() / 10_000.0;
+        let cost = clip_cost(clip.duration_seconds, render.terms.price_per_second_usd);
 
         let mut current = job;
         for _ in 0..RACE_ATTEMPTS {
@@ -403,7 +388,6 @@ impl Worker {
 
     /// A failed job with the rest of its render called off and its story failed.
     async fn failure_writes(&self, failed: Job, error: &str) -> Result<(Vec<Job>, Option<StoryEffect>)> {
-        let now = self.clock.now();
         let Some(render) = failed.render.clone().filter(|_| failed.compose_job.is_some() || failed.composes()) else {
             return Ok((vec![failed], None));
         };
@@ -413,20 +397,8 @@ impl Worker {
             (None, RenderStage::Preview) => "The preview could not be composed".to_owned(),
             (None, RenderStage::Final) => "The final video could not be composed".to_owned(),
         };
-        let effect = StoryEffect {
-            owner: failed.owner.clone(),
-            story: failed.story.clone(),
-            from: render.stage.rendering_status(),
-            to: StoryStatus::Failed,
-            mover: Mover::Worker,
-            actor: Actor::System,
-            reason: reason(&format!("{what}: {error}")),
-            media: None,
-            at: now,
-        };
-        let mut writes = called_off(&failed, &siblings, now);
-        writes.insert(0, failed);
-        Ok((writes, Some(effect)))
+        let now = self.clock.now();
+        Ok(fail_render(failed, &siblings, Mover::Worker, Actor::System, &format!("{what}: {error}"), now))
     }
 
     /// Lets go of the job's lease after a failed step, so the retry need not wait for it to run out.
@@ -449,15 +421,9 @@ impl Worker {
     async fn give_up(&self, message: &JobMessage, error: &Error) {
         let outcome = async {
             let job = self.jobs.story_job(&message.story_id, &message.job_id).await?;
-            if job.status.is_terminal() {
+            let Ok(failed) = job.given_up(self.settings.max_receives, &error.to_string(), self.clock.now()) else {
                 return Ok(());
-            }
-            let mut failed = job.clone();
-            failed.status = JobStatus::Failed;
-            failed.error = Some(format!("Gave up after {} deliveries: {error}", self.settings.max_receives));
-            failed.lease_until = None;
-            failed.finished_at = Some(self.clock.now());
-            failed.version += 1;
+            };
             let text = failed.error.clone().unwrap_or_default();
             let (writes, effect) = self.failure_writes(failed, &text).await?;
             self.commit(writes, effect).await.map(|_| ())
@@ -471,10 +437,6 @@ impl Worker {
     async fn compose(&self, job: Job) -> Result<()> {
         let Some(render) = job.render.clone() else {
             return self.attempt_failed(job, ProviderError::permanent("invalid_job", "The job has no render.")).await;
-        };
-        let Some(ffmpeg) = self.ffmpeg.clone() else {
-            let error = ProviderError::permanent("ffmpeg_missing", "ffmpeg is not installed on this worker.");
-            return self.attempt_failed(job, error).await;
         };
         let mut scenes: Vec<Job> = self
             .jobs
@@ -510,7 +472,7 @@ impl Worker {
                 });
             }
         }
-        let format = format_of(render.output_format);
+        let format = render.output_format;
         let composition = Composition {
             width: render.width,
             height: render.height,
@@ -521,10 +483,10 @@ impl Worker {
             subtitles: if render.include_subtitles { subtitles } else { Vec::new() },
         };
         let out = scratch.path().join(format!("{}.{}", render.stage, format.extension()));
-        if let Err(e) = ffmpeg.compose(&clips, &composition, &out).await {
+        if let Err(e) = self.tools.compose(&clips, &composition, &out).await {
             return self.attempt_failed(job, ProviderError::retryable(format!("composing failed: {e}"))).await;
         }
-        let probe = ffmpeg.probe(&out).await.map_err(|e| Error::internal(format!("probing the video: {e}")))?;
+        let probe = self.tools.probe(&out).await.map_err(|e| Error::internal(format!("probing the video: {e}")))?;
         // Previews live under `previews/`, finals under `stories/`: the bucket's lifecycle rule
         // expires previews and clips, never finals.
         let key = match render.stage {

@@ -1,0 +1,101 @@
+//! The worker role: the queue consumer with its providers and video tools; nothing of the API.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::backend::{Backend, Role, open_backend};
+use crate::adapters::embedded::MAX_RECEIVES;
+use crate::adapters::ffmpeg::Ffmpeg;
+use crate::adapters::local_provider::LocalProvider;
+use crate::adapters::providers::{ProviderSettings, clients as provider_clients};
+use crate::config::Config;
+use crate::domain::error::{Error, Result};
+use crate::domain::values::AiProvider;
+use crate::ports::{Clock, JobInbox, SystemClock, VideoProvider, VideoTools};
+use crate::services::{Worker, WorkerSettings};
+
+/// The worker and the queue it consumes.
+#[derive(Clone)]
+pub struct JobConsumer {
+    /// Handles one message at a time.
+    pub worker: Arc<Worker>,
+    /// The consuming side of the job queue.
+    pub inbox: Arc<dyn JobInbox>,
+}
+
+/// Opens the configured backend and builds the worker, once per cold start.
+pub async fn build_worker(config: &Config) -> Result<JobConsumer> {
+    let backend = open_backend(config, Role::Worker).await?;
+    worker(config, &backend, Ffmpeg::configured())
+}
+
+/// The worker on an open backend, rendering with `ffmpeg` (not run until a job needs it).
+pub fn worker(config: &Config, backend: &Backend, ffmpeg: Ffmpeg) -> Result<JobConsumer> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let mut providers: HashMap<AiProvider, Arc<dyn VideoProvider>> = HashMap::new();
+    providers.insert(AiProvider::Local, Arc::new(LocalProvider::new(ffmpeg.clone(), &backend.work_dir.join("local"))));
+    // Every real provider has a client; one without its API key in the secrets fails its jobs
+    // with `not_configured`, and admins disable providers they do not use.
+    let settings: HashMap<AiProvider, ProviderSettings> = AiProvider::ALL
+        .iter()
+        .filter_map(|p| {
+            let mut settings = ProviderSettings::published(*p, config.provider_base_urls.get(p).map(String::as_str))?;
+            settings.download.allow_loopback_http = config.allow_loopback_downloads;
+            Some((*p, settings))
+        })
+        .collect();
+    providers.extend(
+        provider_clients(&settings, &backend.secrets, Some(&ffmpeg)).map_err(|e| Error::internal(e.to_string()))?,
+    );
+    let settings = WorkerSettings {
+        lease: Duration::from_secs(config.worker.lease_seconds),
+        poll_every: Duration::from_millis(config.worker.poll_ms),
+        work_dir: backend.work_dir.clone(),
+        max_receives: MAX_RECEIVES,
+    };
+    let tools: Arc<dyn VideoTools> = Arc::new(ffmpeg);
+    let worker = Worker::new(
+        backend.jobs.clone(),
+        backend.queue.clone(),
+        backend.media.clone(),
+        providers,
+        tools,
+        clock,
+        settings,
+    );
+    Ok(JobConsumer { worker: Arc::new(worker), inbox: backend.inbox.clone() })
+}
+
+impl JobConsumer {
+    /// The in-process consumer of `aivideo serve` (and of the worker binary outside Lambda):
+    /// receives batches from the job queue the way the Lambda event source mapping does (batch of
+    /// 10, visibility timeout, per-message settlement) and hands each message to the worker,
+    /// until `stop` resolves.
+    pub async fn consume(&self, visibility: Duration, stop: impl std::future::Future<Output = ()>) {
+        tokio::pin!(stop);
+        loop {
+            let worker = self.worker.clone();
+            let round = crate::ports::consume_once(self.inbox.as_ref(), 10, visibility, |delivery| {
+                let worker = worker.clone();
+                async move { worker.handle(&delivery).await }
+            });
+            let idle = tokio::select! {
+                () = &mut stop => return,
+                outcome = round => match outcome {
+                    Ok(_) => false,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "receiving jobs failed; trying again shortly");
+                        true
+                    }
+                },
+            };
+            // An empty queue is polled again shortly (SQS long polling waits on its own).
+            let pause = if idle { Duration::from_secs(1) } else { Duration::from_millis(200) };
+            tokio::select! {
+                () = &mut stop => return,
+                () = tokio::time::sleep(pause) => {}
+            }
+        }
+    }
+}
