@@ -18,7 +18,7 @@ use shared::domain::job::{JobKind, JobPriority};
 use shared::domain::state_machine::{Mover, StoryStatus};
 use shared::domain::story::{NewStory, Story};
 use shared::domain::values::Title;
-use shared::ports::{JobMessage, JobQueue, MediaStore, MoveRequest, SecretSource, StoryStore};
+use shared::ports::{JobMessage, JobQueue, ManualClock, MediaStore, MoveRequest, SecretSource, StoryStore};
 use support::{aws_clients, fresh_aws_names};
 
 #[tokio::test]
@@ -26,13 +26,18 @@ async fn secrets_are_read_once_and_refreshed_after_their_ttl() {
     let clients = aws_clients().await;
     let name = format!("secret-{}", ulid::Ulid::new());
     clients.secrets.create_secret().name(&name).secret_string("first").send().await.unwrap();
-    let cached = SecretsManagerSource::new(clients.secrets.clone(), Duration::from_secs(3600));
+    let clock = Arc::new(ManualClock::new(Utc::now()));
+    let cached = SecretsManagerSource::with_clock(clients.secrets.clone(), Duration::from_secs(3600), clock.clone());
     clients.calls.reset();
     assert_eq!(cached.secret(&name).await.unwrap(), "first");
     assert_eq!(cached.secret(&name).await.unwrap(), "first");
     assert_eq!(clients.calls.snapshot().get("secretsmanager.GetSecretValue"), Some(&1), "read once, not per request");
     clients.secrets.put_secret_value().secret_id(&name).secret_string("rotated").send().await.unwrap();
+    clock.advance(Duration::from_secs(3599));
     assert_eq!(cached.secret(&name).await.unwrap(), "first", "within the TTL the cached value stands");
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(cached.secret(&name).await.unwrap(), "rotated", "after the TTL it is read again");
+    assert_eq!(clients.calls.snapshot().get("secretsmanager.GetSecretValue"), Some(&2), "once per TTL");
     let refreshing = SecretsManagerSource::new(clients.secrets.clone(), Duration::ZERO);
     assert_eq!(refreshing.secret(&name).await.unwrap(), "rotated");
     assert!(cached.secret("no-such-secret").await.is_err());
@@ -46,9 +51,10 @@ async fn create_resources_makes_the_table_queues_with_a_dead_letter_queue_bucket
     let again = create_resources(&clients, &names).await.unwrap();
     assert_eq!(first, again, "creating twice changes nothing");
     let table = clients.dynamodb.describe_table().table_name(&names.table).send().await.unwrap();
-    let indexes: Vec<String> =
+    let mut indexes: Vec<String> =
         table.table().unwrap().global_secondary_indexes().iter().map(|i| i.index_name().unwrap().to_owned()).collect();
-    assert_eq!(indexes.len(), 2, "{indexes:?}");
+    indexes.sort();
+    assert_eq!(indexes, ["GSI1", "GSI2", "GSI3"], "{indexes:?}");
     let attributes = clients
         .sqs
         .get_queue_attributes()
@@ -88,7 +94,11 @@ async fn jobs_go_to_the_queue_of_their_priority_as_ids_only_and_honour_delays() 
     queue.enqueue(&message, JobPriority::Low, Duration::from_secs(2)).await.unwrap();
     let too_early = clients.sqs.receive_message().queue_url(&low).send().await.unwrap();
     assert!(too_early.messages().is_empty(), "a delayed message is invisible until its delay passes");
-    tokio::time::sleep(Duration::from_millis(2500)).await;
+    // Time passes for this test's queues in moto, not by sleeping.
+    support::advance_sqs_queues(&names.queue_prefix, Duration::from_secs(1)).await;
+    let halfway = clients.sqs.receive_message().queue_url(&low).send().await.unwrap();
+    assert!(halfway.messages().is_empty(), "still invisible halfway through its delay");
+    support::advance_sqs_queues(&names.queue_prefix, Duration::from_secs(1)).await;
     let later = clients.sqs.receive_message().queue_url(&low).send().await.unwrap();
     assert_eq!(later.messages().len(), 1);
 }
@@ -98,7 +108,9 @@ async fn media_is_stored_under_server_keys_and_served_through_presigned_urls() {
     let clients = aws_clients().await;
     let names = fresh_aws_names();
     create_resources(&clients, &names).await.unwrap();
-    let media = S3Media::new(clients.s3.clone(), &names.bucket);
+    // Links are signed at the media's clock's time (a whole second, as X-Amz-Date shows it).
+    let start = chrono::DateTime::from_timestamp(Utc::now().timestamp(), 0).unwrap();
+    let media = S3Media::with_clock(clients.s3.clone(), &names.bucket, Arc::new(ManualClock::new(start)));
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("clip.mp4");
     std::fs::write(&file, b"not really a video, but bytes are bytes").unwrap();
@@ -106,10 +118,12 @@ async fn media_is_stored_under_server_keys_and_served_through_presigned_urls() {
     assert_eq!(size, 39);
     let signed = media.signed_url("stories/s1/preview.mp4", Duration::from_secs(600)).await.unwrap();
     assert!(signed.url.contains("X-Amz-Expires=600"), "{}", signed.url);
-    assert!(signed.expires_at > Utc::now() + chrono::Duration::seconds(590));
+    assert!(signed.url.contains(&format!("X-Amz-Date={}", start.format("%Y%m%dT%H%M%SZ"))), "{}", signed.url);
+    assert_eq!(signed.expires_at, start + chrono::Duration::seconds(600));
     let body = reqwest::get(&signed.url).await.unwrap().bytes().await.unwrap();
     assert_eq!(&body[..], b"not really a video, but bytes are bytes");
     let upload = media.upload_url("uploads/u1/image.png", "image/png", Duration::from_secs(60)).await.unwrap();
+    assert_eq!(upload.expires_at, start + chrono::Duration::seconds(60));
     let put =
         reqwest::Client::new().put(&upload.url).header("content-type", "image/png").body("png").send().await.unwrap();
     assert!(put.status().is_success(), "{}", put.status());
@@ -246,6 +260,21 @@ async fn round_trips_per_api_operation_match_the_readme() {
     )
     .await;
     measure("POST stories/ with Idempotency-Key (replay)", &calls);
+    // More stories of the same owner: a listing without a story filter reads in proportion to
+    // its page, not to the owner's stories.
+    for i in 0..6 {
+        app.post("/api/ai-video/stories/", "alice", json!({"title": format!("Other {i}")})).await;
+    }
+    calls.reset();
+    let page = app.get("/api/ai-video/scenes/?ordering=created_at&page_size=5", "alice").await;
+    assert_eq!(page.body["results"].as_array().unwrap().len(), 5, "{}", page.body);
+    measure("GET scenes/?ordering=created_at&page_size=5 (of 8 stories)", &calls);
+    let page = app.get("/api/ai-video/scenes/?page_size=5", "alice").await;
+    assert_eq!(page.body["results"].as_array().unwrap().len(), 5, "{}", page.body);
+    measure("GET scenes/?page_size=5 (by story and order, of 8 stories)", &calls);
+    let page = app.get("/api/ai-video/prompts/?page_size=5", "alice").await;
+    assert_eq!(page.body["results"].as_array().unwrap().len(), 5, "{}", page.body);
+    measure("GET prompts/?page_size=5 (of 8 stories)", &calls);
     app.send(Method::DELETE, &format!("/api/ai-video/stories/{id}/"), Some("alice"), None, &[]).await;
     measure("DELETE stories/{id}/", &calls);
 

@@ -119,14 +119,19 @@ async fn seed(dir: &Path, seed: Seed) {
         description: Description::default(),
         duration_seconds: SceneDuration::parse(5.0).unwrap(),
     };
-    store.create_scenes(&owner, vec![(SceneId::parse(EVENT_SCENE).unwrap(), scene)], Utc::now()).await.unwrap();
     let prompt = NewPrompt {
         scene: SceneId::parse(EVENT_SCENE).unwrap(),
         prompt_type: PromptType::Video,
         text: PromptText::parse("A fox.").unwrap(),
         parameters: serde_json::Map::new(),
     };
-    store.create_prompt(&owner, PromptId::parse(EVENT_PROMPT).unwrap(), prompt, Utc::now()).await.unwrap();
+    // The scene and its prompt at the ids the event files name, in one plan edit.
+    let now = Utc::now();
+    let seed_plan = std::sync::Arc::new(move |plans: &mut [shared::domain::plan_edits::PlanEdit]| {
+        plans[0].create_scene(SceneId::parse(EVENT_SCENE).unwrap(), scene.clone(), now)?;
+        plans[0].create_prompt(PromptId::parse(EVENT_PROMPT).unwrap(), prompt.clone(), now).map(|_| ())
+    });
+    store.edit_plans(&owner, &[shared::ports::PlanTarget::Story(story.id.clone())], seed_plan).await.unwrap();
     let moves: &[(StoryStatus, Mover)] = match seed {
         Seed::PlanIn(StoryStatus::Planned) => &[(StoryStatus::Planned, Mover::User)],
         Seed::PlanIn(StoryStatus::PreviewReady) => &[

@@ -1,5 +1,6 @@
 //! Media on the embedded backend: stored under server keys, downloaded through signed, expiring
 //! links served by the media route — refused when tampered with, expired or escaping the folder.
+//! Links expire on the media's clock: the tests move a `ManualClock` instead of sleeping.
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -8,9 +9,10 @@ use std::time::Duration;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
+use chrono::{DateTime, Utc};
 use http_body_util::BodyExt;
 use shared::adapters::embedded::LocalMedia;
-use shared::ports::MediaStore;
+use shared::ports::{ManualClock, MediaStore};
 use tower::ServiceExt;
 
 async fn fetch(router: &axum::Router, url: &str) -> (StatusCode, Vec<u8>, String) {
@@ -21,16 +23,22 @@ async fn fetch(router: &axum::Router, url: &str) -> (StatusCode, Vec<u8>, String
     (status, response.into_body().collect().await.unwrap().to_bytes().to_vec(), kind)
 }
 
+fn start() -> DateTime<Utc> {
+    DateTime::from_timestamp(1_800_000_000, 0).unwrap()
+}
+
 #[tokio::test]
 async fn a_signed_link_downloads_the_file_until_it_expires() {
     let dir = tempfile::tempdir().unwrap();
-    let media = Arc::new(LocalMedia::new(dir.path(), "http://127.0.0.1:3000", "secret").unwrap());
+    let clock = Arc::new(ManualClock::new(start()));
+    let media = Arc::new(LocalMedia::with_clock(dir.path(), "http://127.0.0.1:3000", "secret", clock.clone()).unwrap());
     let router = media.clone().router();
     let file = dir.path().join("upload.mp4");
     std::fs::write(&file, b"video bytes").unwrap();
     assert_eq!(media.put_file("stories/s1/final.mp4", &file, "video/mp4").await.unwrap(), 11);
     let link = media.signed_url("stories/s1/final.mp4", Duration::from_secs(600)).await.unwrap();
     assert!(link.url.starts_with("http://127.0.0.1:3000/api/ai-video/media/stories/s1/final.mp4?expires="));
+    assert_eq!(link.expires_at, start() + chrono::Duration::seconds(600), "signed on the media's clock");
     let (status, body, kind) = fetch(&router, &link.url).await;
     assert_eq!((status, body.as_slice(), kind.as_str()), (StatusCode::OK, &b"video bytes"[..], "video/mp4"));
 
@@ -46,13 +54,22 @@ async fn a_signed_link_downloads_the_file_until_it_expires() {
     let unsigned = link.url.split('?').next().unwrap().to_owned();
     assert_eq!(fetch(&router, &unsigned).await.0, StatusCode::FORBIDDEN);
     // Signed by another secret.
-    let stranger = LocalMedia::new(dir.path(), "http://127.0.0.1:3000", "other").unwrap();
+    let stranger = LocalMedia::with_clock(dir.path(), "http://127.0.0.1:3000", "other", clock.clone()).unwrap();
     let foreign = stranger.signed_url("stories/s1/final.mp4", Duration::from_secs(600)).await.unwrap();
     assert_eq!(fetch(&router, &foreign.url).await.0, StatusCode::FORBIDDEN);
-    // Expired.
+    // Expired: a link works through the second it expires in, and not after.
     let short = media.signed_url("stories/s1/final.mp4", Duration::from_secs(1)).await.unwrap();
-    tokio::time::sleep(Duration::from_millis(2100)).await;
-    assert_eq!(fetch(&router, &short.url).await.0, StatusCode::FORBIDDEN);
+    assert_eq!(fetch(&router, &short.url).await.0, StatusCode::OK);
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(fetch(&router, &short.url).await.0, StatusCode::OK, "until its expiry");
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(fetch(&router, &short.url).await.0, StatusCode::FORBIDDEN, "after its expiry");
+    // The 600 s link likewise, on the same clock.
+    assert_eq!(fetch(&router, &link.url).await.0, StatusCode::OK);
+    clock.advance(Duration::from_secs(598));
+    assert_eq!(fetch(&router, &link.url).await.0, StatusCode::OK, "at its expiry");
+    clock.advance(Duration::from_secs(1));
+    assert_eq!(fetch(&router, &link.url).await.0, StatusCode::FORBIDDEN, "a second later");
 }
 
 #[tokio::test]

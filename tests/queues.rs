@@ -2,6 +2,9 @@
 //! Lambda event source mapping does: high priority first; delays honoured; every message settled
 //! on its own; a batch of 10 with one poison and one transient message reports exactly those two;
 //! a message that always fails is dead-lettered; nothing acknowledged is lost.
+//!
+//! Nothing here sleeps: the embedded queue runs on a `ManualClock` the tests move, and the SQS
+//! queues' time is moved forward in moto (`support::advance_sqs_queues`).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -14,15 +17,18 @@ use shared::adapters::aws::{SqsQueue, create_resources};
 use shared::adapters::embedded::EmbeddedStore;
 use shared::domain::ids::{JobId, StoryId};
 use shared::domain::job::{JobKind, JobPriority};
-use shared::ports::{Handled, JobInbox, JobMessage, JobQueue, consume_once};
+use shared::ports::{Clock, Handled, JobInbox, JobMessage, JobQueue, ManualClock, consume_once};
 
-/// One backend's queue: where to put, where to take, how to send a raw body, where dead letters go.
+/// One backend's queue: where to put, where to take, how to send a raw body, where dead letters
+/// go, and how to let time pass for it.
 struct Backend {
     name: &'static str,
     queue: Arc<dyn JobQueue>,
     inbox: Arc<dyn JobInbox>,
     send_raw: Box<dyn Fn(String) -> futures_like::BoxFuture + Send + Sync>,
     dead: Box<dyn Fn() -> futures_like::BoxFutureVec + Send + Sync>,
+    /// Moves this queue's time forward (instead of sleeping).
+    advance: Box<dyn Fn(Duration) -> futures_like::BoxFuture + Send + Sync>,
     _dir: tempfile::TempDir,
 }
 
@@ -33,19 +39,25 @@ mod futures_like {
 
 async fn backends() -> Vec<Backend> {
     let dir = tempfile::tempdir().unwrap();
-    let store = Arc::new(EmbeddedStore::open(dir.path()).unwrap());
-    let (raw_store, dead_store) = (store.clone(), store.clone());
+    let clock = Arc::new(ManualClock::new(chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap()));
+    let store = EmbeddedStore::open(dir.path()).unwrap();
+    let queue = Arc::new(store.queue(clock.clone() as Arc<dyn Clock>));
+    let (raw_queue, dead_queue) = (queue.clone(), queue.clone());
     let embedded = Backend {
         name: "embedded",
-        queue: store.clone(),
-        inbox: store,
+        queue: queue.clone(),
+        inbox: queue,
         send_raw: Box::new(move |body| {
-            let s = raw_store.clone();
-            Box::pin(async move { s.enqueue_raw(body, JobPriority::Normal, Duration::ZERO).await.unwrap() })
+            let q = raw_queue.clone();
+            Box::pin(async move { q.enqueue_raw(body, JobPriority::Normal, Duration::ZERO).await.unwrap() })
         }),
         dead: Box::new(move || {
-            let s = dead_store.clone();
-            Box::pin(async move { s.dead_letters().await.unwrap() })
+            let q = dead_queue.clone();
+            Box::pin(async move { q.dead_letters().await.unwrap() })
+        }),
+        advance: Box::new(move |by| {
+            clock.advance(by);
+            Box::pin(async {})
         }),
         _dir: dir,
     };
@@ -55,6 +67,7 @@ async fn backends() -> Vec<Backend> {
     let sqs = Arc::new(SqsQueue::new(clients.sqs.clone(), high, normal.clone(), low));
     let (raw_client, dead_client) = (clients.sqs.clone(), clients.sqs.clone());
     let dlq_name = format!("{}-dlq", names.queue_prefix);
+    let prefix = names.queue_prefix.clone();
     let aws = Backend {
         name: "sqs",
         queue: sqs.clone(),
@@ -72,6 +85,10 @@ async fn backends() -> Vec<Backend> {
                 let out = c.receive_message().queue_url(url).max_number_of_messages(10).send().await.unwrap();
                 out.messages().iter().filter_map(|m| m.body().map(str::to_owned)).collect()
             })
+        }),
+        advance: Box::new(move |by| {
+            let prefix = prefix.clone();
+            Box::pin(async move { support::advance_sqs_queues(&prefix, by).await })
         }),
         _dir: tempfile::tempdir().unwrap(),
     };
@@ -104,9 +121,14 @@ async fn high_priority_work_is_taken_first_and_delays_are_honoured() {
             .await
             .unwrap();
         assert!(backend.inbox.receive_batch(10, Duration::from_secs(30)).await.unwrap().is_empty(), "{name}: delayed");
-        tokio::time::sleep(Duration::from_millis(2300)).await;
+        (backend.advance)(Duration::from_secs(1)).await;
+        assert!(
+            backend.inbox.receive_batch(10, Duration::from_secs(30)).await.unwrap().is_empty(),
+            "{name}: still delayed halfway through its delay"
+        );
+        (backend.advance)(Duration::from_secs(1)).await;
         let later = backend.inbox.receive_batch(10, Duration::from_secs(30)).await.unwrap();
-        assert_eq!(later.len(), 1, "{name}");
+        assert_eq!(later.len(), 1, "{name}: visible once its delay has passed");
         assert_eq!(later[0].receive_count, 1, "{name}");
     }
 }
@@ -166,23 +188,37 @@ async fn an_unsettled_message_comes_back_after_its_visibility_timeout() {
             "{}: hidden",
             backend.name
         );
-        tokio::time::sleep(Duration::from_millis(1500)).await;
+        (backend.advance)(Duration::from_millis(500)).await;
+        assert!(
+            backend.inbox.receive_batch(10, Duration::from_secs(1)).await.unwrap().is_empty(),
+            "{}: hidden until its visibility timeout ends",
+            backend.name
+        );
+        (backend.advance)(Duration::from_millis(1000)).await;
         let again = backend.inbox.receive_batch(10, Duration::from_secs(30)).await.unwrap();
         assert_eq!(again.len(), 1, "{}: a worker that died mid-message does not lose it", backend.name);
-        assert_eq!(again[0].receive_count, 2);
-        // Settling with the old receipt does nothing; the new one deletes it.
+        assert_eq!(again[0].receive_count, 2, "{}", backend.name);
+        // The new receipt deletes it: gone for good, not just hidden for another 30 s.
         backend.inbox.settle(&again[0], Handled::Done).await.unwrap();
+        (backend.advance)(Duration::from_secs(31)).await;
+        assert!(
+            backend.inbox.receive_batch(10, Duration::from_secs(30)).await.unwrap().is_empty(),
+            "{}: settled means deleted",
+            backend.name
+        );
     }
 }
 
 #[tokio::test]
 async fn the_embedded_queue_survives_a_restart() {
     let dir = tempfile::tempdir().unwrap();
+    let clock: Arc<dyn Clock> = Arc::new(ManualClock::new(chrono::DateTime::from_timestamp(1_800_000_000, 0).unwrap()));
     {
         let store = EmbeddedStore::open(dir.path()).unwrap();
-        store.enqueue(&message(JobKind::PreviewCompose), JobPriority::High, Duration::ZERO).await.unwrap();
+        let queue = store.queue(clock.clone());
+        queue.enqueue(&message(JobKind::PreviewCompose), JobPriority::High, Duration::ZERO).await.unwrap();
     }
-    let reopened = EmbeddedStore::open(dir.path()).unwrap();
+    let reopened = EmbeddedStore::open(dir.path()).unwrap().queue(clock);
     let batch = reopened.receive_batch(10, Duration::from_secs(30)).await.unwrap();
     assert_eq!(batch.len(), 1);
     assert!(batch[0].body.contains("preview_compose"));

@@ -11,9 +11,10 @@ use crate::domain::error::Result;
 use crate::domain::ids::{Actor, JobId, PromptId, SceneId, StoryId, UserId};
 use crate::domain::job::{Job, JobKind, JobPriority, JobRefusal, JobStatus};
 use crate::domain::pagination::{Page, PageRequest};
-use crate::domain::prompt::{NewPrompt, PromptEdit, PromptType, ScenePrompt};
+use crate::domain::plan_edits::{PlanEdit, PlanState};
+use crate::domain::prompt::{PromptType, ScenePrompt};
 use crate::domain::render::RenderStage;
-use crate::domain::scene::{NewScene, Scene, SceneEdit, SceneKind, SceneStatus};
+use crate::domain::scene::{Scene, SceneKind, SceneStatus};
 use crate::domain::state_machine::{Mover, StoryStatus};
 use crate::domain::statistics::StoryStatistics;
 use crate::domain::story::{RenderedMedia, Story, StoryEdit};
@@ -179,27 +180,21 @@ pub fn prompt_listing_key(prompt: &ScenePrompt, scenes: &[Scene], ordering: Chil
     }
 }
 
-/// `scenes/bulk`: a whole new plan for a story, written in one atomic step together with the
-/// story's DRAFT → PLANNING move.
-#[derive(Debug, Clone)]
-pub struct BulkPlan {
-    /// Whose story.
-    pub owner: UserId,
-    /// Which story.
-    pub story: StoryId,
-    /// The story version the plan was computed from; the write is refused if it changed.
-    pub planned_from_version: u64,
-    /// Replace existing scenes (and their prompts) instead of refusing.
-    pub replace: bool,
-    /// The new scenes.
-    pub scenes: Vec<Scene>,
-    /// Their prompts (selected).
-    pub prompts: Vec<ScenePrompt>,
-    /// Recorded in the history.
-    pub actor: Actor,
-    /// When.
-    pub at: DateTime<Utc>,
+/// The object a plan edit is about; the edit runs on the plan of the story that holds it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PlanTarget {
+    /// A story (its whole plan).
+    Story(StoryId),
+    /// A scene (the edit runs on its story's plan).
+    Scene(SceneId),
+    /// A prompt (the edit runs on its story's plan).
+    Prompt(PromptId),
 }
+
+/// One edit of one or more plans, as pure domain work (`PlanEdit`, one per target, in the
+/// targets' order). A store may run it more than once when its atomic step raced another writer,
+/// so it must do the same thing every time.
+pub type PlanWork = dyn Fn(&mut [PlanEdit]) -> Result<()> + Send + Sync;
 
 /// A story with its whole plan, read in one consistent step.
 #[derive(Debug, Clone)]
@@ -212,23 +207,23 @@ pub struct StoryPlan {
     pub prompts: Vec<ScenePrompt>,
 }
 
-/// Scenes and prompts. Every write checks the story's lock in the same atomic step; every method
-/// answers `Error::NotFound` for objects of another owner.
+/// Scenes and prompts. Every change goes through one entry point, `edit_plans`, which runs the
+/// domain's pure edit inside the store's atomic step (checking the story's lock and versions
+/// there); the rest are reads. Every method answers `Error::NotFound` for objects of another owner.
 #[async_trait]
 pub trait PlanStore: Send + Sync {
-    /// Writes a whole new plan (`scenes/bulk`).
-    async fn write_bulk_plan(&self, plan: BulkPlan) -> Result<StoryPlan>;
+    /// Loads the plans of the stories holding `targets` (each story once), runs `work` on them,
+    /// and writes what it changed — all in one atomic step. Answers the plans as written, in the
+    /// targets' order; `Error::NotFound` when a target is missing or another owner's.
+    async fn edit_plans(
+        &self,
+        owner: &UserId,
+        targets: &[PlanTarget],
+        work: std::sync::Arc<PlanWork>,
+    ) -> Result<Vec<PlanState>>;
 
     /// The story with its scenes and prompts.
     async fn story_plan(&self, owner: &UserId, story: &StoryId) -> Result<StoryPlan>;
-
-    /// Creates scenes (one for `POST scenes/`, several for `bulk_create/`), all or none.
-    async fn create_scenes(
-        &self,
-        owner: &UserId,
-        scenes: Vec<(SceneId, NewScene)>,
-        at: DateTime<Utc>,
-    ) -> Result<Vec<Scene>>;
 
     /// One scene.
     async fn scene(&self, owner: &UserId, id: &SceneId) -> Result<Scene>;
@@ -242,44 +237,6 @@ pub trait PlanStore: Send + Sync {
         page: &PageRequest,
     ) -> Result<Page<Scene>>;
 
-    /// Edits a scene.
-    async fn edit_scene(
-        &self,
-        owner: &UserId,
-        id: &SceneId,
-        edit: SceneEdit,
-        expected_version: Option<u64>,
-        at: DateTime<Utc>,
-    ) -> Result<Scene>;
-
-    /// Deletes a scene and its prompts; later scenes move up one place.
-    async fn delete_scene(
-        &self,
-        owner: &UserId,
-        id: &SceneId,
-        expected_version: Option<u64>,
-        at: DateTime<Utc>,
-    ) -> Result<()>;
-
-    /// Moves a scene to `order`; the others are renumbered in the same step.
-    async fn reorder_scene(
-        &self,
-        owner: &UserId,
-        id: &SceneId,
-        order: u32,
-        expected_version: Option<u64>,
-        at: DateTime<Utc>,
-    ) -> Result<Scene>;
-
-    /// Creates a prompt (selected when it is the first of its scene and type).
-    async fn create_prompt(
-        &self,
-        owner: &UserId,
-        id: PromptId,
-        new: NewPrompt,
-        at: DateTime<Utc>,
-    ) -> Result<ScenePrompt>;
-
     /// One prompt.
     async fn prompt(&self, owner: &UserId, id: &PromptId) -> Result<ScenePrompt>;
 
@@ -291,38 +248,6 @@ pub trait PlanStore: Send + Sync {
         ordering: ChildOrdering,
         page: &PageRequest,
     ) -> Result<Page<ScenePrompt>>;
-
-    /// Edits a prompt.
-    async fn edit_prompt(
-        &self,
-        owner: &UserId,
-        id: &PromptId,
-        edit: PromptEdit,
-        expected_version: Option<u64>,
-        at: DateTime<Utc>,
-    ) -> Result<ScenePrompt>;
-
-    /// Deletes a prompt.
-    async fn delete_prompt(&self, owner: &UserId, id: &PromptId, expected_version: Option<u64>) -> Result<()>;
-
-    /// Makes a prompt the selected one of its scene and type, unselecting the other, atomically.
-    async fn select_prompt(
-        &self,
-        owner: &UserId,
-        id: &PromptId,
-        expected_version: Option<u64>,
-        at: DateTime<Utc>,
-    ) -> Result<ScenePrompt>;
-
-    /// Adds prompts that become the selected ones of their scene and type (`generate-prompts`);
-    /// the old ones stay, unselected. Refused if a prompt's scene no longer exists.
-    async fn add_selected_prompts(
-        &self,
-        owner: &UserId,
-        story: &StoryId,
-        prompts: Vec<ScenePrompt>,
-        at: DateTime<Utc>,
-    ) -> Result<Vec<ScenePrompt>>;
 }
 
 /// Filters of `GET jobs/` and `stories/{id}/jobs/`.
@@ -766,3 +691,33 @@ pub trait VideoTools: Send + Sync {
 }
 
 pub use crate::domain::media::MediaError;
+
+/// A clock that stands still until a test moves it: queues, links and caches read their time from
+/// the `Clock` they were given, so a test advances this one instead of sleeping.
+#[derive(Debug)]
+pub struct ManualClock(std::sync::Mutex<DateTime<Utc>>);
+
+impl ManualClock {
+    /// A clock showing `start`.
+    pub fn new(start: DateTime<Utc>) -> Self {
+        Self(std::sync::Mutex::new(start))
+    }
+
+    /// Moves the clock forward by `by`.
+    pub fn advance(&self, by: Duration) {
+        let by = chrono::Duration::from_std(by).unwrap_or(chrono::Duration::MAX);
+        let mut now = self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        *now = now.checked_add_signed(by).unwrap_or(DateTime::<Utc>::MAX_UTC);
+    }
+
+    /// Sets the clock to `at` (forward or back).
+    pub fn set(&self, at: DateTime<Utc>) {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = at;
+    }
+}
+
+impl Clock for ManualClock {
+    fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}

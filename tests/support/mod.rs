@@ -306,3 +306,20 @@ pub fn aivideo(args: &[&str], envs: &[(&str, &str)]) -> std::process::Output {
     }
     command.output().unwrap()
 }
+
+/// Lets `by` pass for the SQS queues in moto whose names start with `queue_prefix` (one test's
+/// queues, e.g. `AwsNames::queue_prefix`): their messages' delays and visibility timeouts end `by`
+/// earlier, as if that much time had gone by (tests/aws/moto_server.py). Other tests' queues in
+/// the same moto keep the real time. Used instead of sleeping.
+pub async fn advance_sqs_queues(queue_prefix: &str, by: Duration) {
+    let body = serde_json::json!({"queue_prefix": queue_prefix, "seconds": by.as_secs_f64()});
+    let response = reqwest::Client::new()
+        .post(format!("{}/aivideo-test/sqs/advance", moto_endpoint()))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = response.status();
+    assert!(status.is_success(), "moto could not move the queues' time: {status} {}", response.text().await.unwrap());
+}

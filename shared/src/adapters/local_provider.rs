@@ -8,11 +8,12 @@
 //! `slow` (running for `parameters.simulate_seconds`, default 20 s, with progress).
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use async_trait::async_trait;
 
 use crate::adapters::ffmpeg::{Ffmpeg, TitleCard};
-use crate::ports::{ClipRequest, ProviderError, TaskState, VideoProvider};
+use crate::ports::{ClipRequest, Clock, ProviderError, SystemClock, TaskState, VideoProvider};
 
 /// How long `slow` takes unless the prompt says.
 const SLOW_SECONDS: f64 = 20.0;
@@ -20,16 +21,28 @@ const SLOW_SECONDS: f64 = 20.0;
 const SLOW_SECONDS_MAX: f64 = 600.0;
 
 /// The offline renderer.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct LocalProvider {
     ffmpeg: Ffmpeg,
     work_dir: PathBuf,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for LocalProvider {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalProvider").field("ffmpeg", &self.ffmpeg).field("work_dir", &self.work_dir).finish()
+    }
 }
 
 impl LocalProvider {
     /// Renders with `ffmpeg` into `work_dir` (a scratch folder; results are fetched from it).
     pub fn new(ffmpeg: Ffmpeg, work_dir: &Path) -> Self {
-        Self { ffmpeg, work_dir: work_dir.to_path_buf() }
+        Self::with_clock(ffmpeg, work_dir, Arc::new(SystemClock))
+    }
+
+    /// Like `new`, with `slow` tasks timed on `clock`.
+    pub fn with_clock(ffmpeg: Ffmpeg, work_dir: &Path, clock: Arc<dyn Clock>) -> Self {
+        Self { ffmpeg, work_dir: work_dir.to_path_buf(), clock }
     }
 
     fn output_of(&self, task_id: &str) -> PathBuf {
@@ -71,14 +84,16 @@ impl VideoProvider for LocalProvider {
             }
             _ => {}
         }
-        Ok(format!("local-{}", ulid::Ulid::new()))
+        // The id's time is the submission time on the provider's clock (what `slow` measures from).
+        let submitted = std::time::SystemTime::from(self.clock.now());
+        Ok(format!("local-{}", ulid::Ulid::from_datetime(submitted)))
     }
 
     async fn poll(&self, task_id: &str, request: &ClipRequest) -> Result<TaskState, ProviderError> {
         let submitted =
             parse_task(task_id).ok_or_else(|| ProviderError::permanent("unknown_task", "No such local task."))?;
         if simulate(request) == Some("slow") {
-            let elapsed = (chrono::Utc::now().timestamp_millis() - submitted.timestamp_ms() as i64) as f64 / 1000.0;
+            let elapsed = (self.clock.now().timestamp_millis() - submitted.timestamp_ms() as i64) as f64 / 1000.0;
             let needed = slow_seconds(request);
             if elapsed < needed {
                 let progress = ((elapsed / needed) * 100.0).clamp(0.0, 99.0) as u8;

@@ -4,13 +4,14 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderMap, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
+use chrono::{DateTime, Utc};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::jwk::JwkSet;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
@@ -20,6 +21,7 @@ use tokio::sync::RwLock;
 use crate::config::{AuthConfig, JwtAlgorithm};
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::UserId;
+use crate::ports::{Clock, SystemClock};
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,9 +55,20 @@ pub struct Claims {
     pub cognito_groups: Vec<String>,
 }
 
-/// Signs a local HS256 token (for `aivideo token` and tests).
+/// Signs a local HS256 token (for `aivideo token` and tests), valid for `ttl` from now.
 pub fn issue_hs256_token(secret: &str, user: &str, admin: bool, ttl: Duration) -> Result<String> {
-    let exp = chrono::Utc::now().timestamp().max(0) as u64 + ttl.as_secs();
+    issue_hs256_token_at(secret, user, admin, ttl, SystemClock.now())
+}
+
+/// Signs a local HS256 token valid for `ttl` from `now` (a test's clock).
+pub fn issue_hs256_token_at(
+    secret: &str,
+    user: &str,
+    admin: bool,
+    ttl: Duration,
+    now: DateTime<Utc>,
+) -> Result<String> {
+    let exp = u64::try_from(now.timestamp()).unwrap_or(0).saturating_add(ttl.as_secs());
     let claims = Claims {
         sub: user.to_owned(),
         exp,
@@ -75,6 +88,7 @@ const JWKS_MIN_REFRESH: Duration = Duration::from_secs(30);
 struct JwksCache {
     url: String,
     client: reqwest::Client,
+    clock: Arc<dyn Clock>,
     state: RwLock<JwksState>,
 }
 
@@ -83,20 +97,25 @@ struct JwksState {
     keys: HashMap<String, Arc<DecodingKey>>,
     /// The only key, for a set of one whose tokens carry no `kid`.
     single: Option<Arc<DecodingKey>>,
-    fetched: Option<Instant>,
+    fetched: Option<DateTime<Utc>>,
 }
 
 impl JwksCache {
+    /// How long ago `at` was on the cache's clock (a clock that went back counts as no time).
+    fn since(&self, at: DateTime<Utc>) -> Duration {
+        (self.clock.now() - at).to_std().unwrap_or(Duration::ZERO)
+    }
+
     async fn key_for(&self, kid: Option<&str>) -> Result<Arc<DecodingKey>> {
         {
             let state = self.state.read().await;
-            let fresh = state.fetched.is_some_and(|t| t.elapsed() < JWKS_TTL);
+            let fresh = state.fetched.is_some_and(|t| self.since(t) < JWKS_TTL);
             if fresh && let Some(key) = Self::pick(&state, kid) {
                 return Ok(key);
             }
         }
         let mut state = self.state.write().await;
-        let may_refresh = state.fetched.is_none_or(|t| t.elapsed() >= JWKS_MIN_REFRESH);
+        let may_refresh = state.fetched.is_none_or(|t| self.since(t) >= JWKS_MIN_REFRESH);
         if may_refresh {
             match self.fetch().await {
                 Ok(fresh) => *state = fresh,
@@ -124,7 +143,7 @@ impl JwksCache {
             .json()
             .await
             .map_err(Error::internal)?;
-        let mut state = JwksState { fetched: Some(Instant::now()), ..JwksState::default() };
+        let mut state = JwksState { fetched: Some(self.clock.now()), ..JwksState::default() };
         for jwk in &set.keys {
             let Ok(key) = DecodingKey::from_jwk(jwk) else {
                 continue;
@@ -150,6 +169,8 @@ enum Keys {
 pub struct Authenticator {
     keys: Keys,
     validation: Validation,
+    /// What `exp` is checked against (and what the JWKS cache ages by).
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for Authenticator {
@@ -159,8 +180,13 @@ impl std::fmt::Debug for Authenticator {
 }
 
 impl Authenticator {
-    /// An authenticator for `config`; `hs256_secret` is required for HS256.
+    /// An authenticator for `config` on the system clock; `hs256_secret` is required for HS256.
     pub fn new(config: &AuthConfig, hs256_secret: Option<&str>) -> Result<Self> {
+        Self::with_clock(config, hs256_secret, Arc::new(SystemClock))
+    }
+
+    /// Like `new`, with tokens' `exp` checked against `clock`.
+    pub fn with_clock(config: &AuthConfig, hs256_secret: Option<&str>, clock: Arc<dyn Clock>) -> Result<Self> {
         let algorithm = match config.algorithm {
             JwtAlgorithm::Hs256 => Algorithm::HS256,
             JwtAlgorithm::Rs256 => Algorithm::RS256,
@@ -168,6 +194,8 @@ impl Authenticator {
         };
         let mut validation = Validation::new(algorithm);
         validation.leeway = 30;
+        // `exp` is required below, and checked in `verify` against our clock, not the library's.
+        validation.validate_exp = false;
         let mut required = vec!["exp", "sub"];
         match &config.issuer {
             Some(issuer) => {
@@ -199,10 +227,10 @@ impl Authenticator {
                     .redirect(reqwest::redirect::Policy::none())
                     .build()
                     .map_err(Error::internal)?;
-                Keys::Jwks(JwksCache { url, client, state: RwLock::new(JwksState::default()) })
+                Keys::Jwks(JwksCache { url, client, clock: clock.clone(), state: RwLock::new(JwksState::default()) })
             }
         };
-        Ok(Self { keys, validation })
+        Ok(Self { keys, validation, clock })
     }
 
     /// Verifies `token` and returns its caller.
@@ -221,6 +249,11 @@ impl Authenticator {
         }
         .map_err(describe)?;
         let claims = data.claims;
+        // Expired once `exp` is more than the leeway behind now (as the library would say).
+        let now = i128::from(self.clock.now().timestamp());
+        if i128::from(claims.exp) < now - i128::from(self.validation.leeway) {
+            return Err(describe(ErrorKind::ExpiredSignature.into()));
+        }
         let user = UserId::parse(&claims.sub)
             .ok_or_else(|| Error::InvalidToken("the sub claim is not a valid user id".into()))?;
         let is_admin = claims.roles.iter().chain(&claims.cognito_groups).any(|r| r == "admin");
@@ -300,6 +333,20 @@ mod tests {
         let past = chrono::Utc::now().timestamp() - 3600;
         let token = sign(&serde_json::json!({"sub": "alice", "exp": past}), Algorithm::HS256, "s3cret");
         let err = hs("s3cret").verify(&token).await.unwrap_err();
+        assert_eq!(err.to_string(), "invalid token: token has expired");
+    }
+
+    #[tokio::test]
+    async fn exp_is_checked_against_the_authenticators_clock_with_its_leeway() {
+        let start = chrono::DateTime::from_timestamp(1_700_000_000, 0).unwrap();
+        let clock = Arc::new(crate::ports::ManualClock::new(start));
+        let auth = Authenticator::with_clock(&AuthConfig::default(), Some("s3cret"), clock.clone()).unwrap();
+        let token = issue_hs256_token_at("s3cret", "alice", false, Duration::from_secs(60), start).unwrap();
+        assert!(auth.verify(&token).await.is_ok(), "long expired by the wall clock, valid by ours");
+        clock.advance(Duration::from_secs(90));
+        assert!(auth.verify(&token).await.is_ok(), "exactly at exp + leeway: still valid");
+        clock.advance(Duration::from_secs(1));
+        let err = auth.verify(&token).await.unwrap_err();
         assert_eq!(err.to_string(), "invalid token: token has expired");
     }
 

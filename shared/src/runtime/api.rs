@@ -8,7 +8,7 @@ use crate::adapters::llm::LazyChatCompletionsWriter;
 use crate::config::Config;
 use crate::domain::error::{Error, Result};
 use crate::http::{AppState, Authenticator, CursorCodec};
-use crate::ports::{Clock, IdGenerator, SystemClock, UlidGenerator};
+use crate::ports::{IdGenerator, UlidGenerator};
 use crate::services::{JobService, PlanService, PromptWriter, ProviderService, StoryService};
 
 /// Opens the configured backend and builds an API function's state, once per cold start.
@@ -19,13 +19,13 @@ pub async fn build_api(config: &Config) -> Result<AppState> {
 
 /// The API's state on an open backend.
 pub fn api(config: &Config, backend: &Backend) -> Result<AppState> {
-    let auth = Arc::new(Authenticator::new(&config.auth, backend.token_secret.as_deref())?);
+    let clock = backend.clock.clone();
+    let auth = Arc::new(Authenticator::with_clock(&config.auth, backend.token_secret.as_deref(), clock.clone())?);
     let cursor_secret = config
         .cursor_secret
         .clone()
         .or_else(|| backend.token_secret.clone())
         .ok_or_else(|| Error::internal("no secret to sign pagination cursors with"))?;
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let ids: Arc<dyn IdGenerator> = Arc::new(UlidGenerator::default());
     let llm: Option<Arc<dyn PromptWriter>> = config
         .llm

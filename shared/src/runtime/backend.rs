@@ -10,8 +10,8 @@ use crate::adapters::embedded::{EmbeddedStore, LocalMedia, LocalSecrets};
 use crate::config::{Backend as ConfigBackend, Config, JwtAlgorithm};
 use crate::domain::error::{Error, Result};
 use crate::ports::{
-    IdempotencyStore, JobInbox, JobQueue, JobStore, MediaStore, PlanStore, ProviderConfigStore, SecretSource,
-    StoryStore,
+    Clock, IdempotencyStore, JobInbox, JobQueue, JobStore, MediaStore, PlanStore, ProviderConfigStore, SecretSource,
+    StoryStore, SystemClock,
 };
 
 /// Which function a process is: it decides what start-up may cost.
@@ -52,18 +52,23 @@ pub struct Backend {
     pub token_secret: Option<String>,
     /// Scratch space for clips being fetched and composed.
     pub work_dir: PathBuf,
+    /// The process's one clock: the adapters above time delays, visibility, link expiry and
+    /// caches on it, and the roles built on this backend use it too.
+    pub clock: Arc<dyn Clock>,
 }
 
 /// Opens the configured backend for `role`.
 pub async fn open_backend(config: &Config, role: Role) -> Result<Backend> {
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     match config.backend {
-        ConfigBackend::Embedded => open_embedded(config),
-        ConfigBackend::Aws => open_aws_backend(config, AwsClients::from_env().await, role).await,
+        ConfigBackend::Embedded => open_embedded(config, clock),
+        ConfigBackend::Aws => open_aws_backend_on(config, AwsClients::from_env().await, role, clock).await,
     }
 }
 
-fn open_embedded(config: &Config) -> Result<Backend> {
+fn open_embedded(config: &Config, clock: Arc<dyn Clock>) -> Result<Backend> {
     let store = Arc::new(EmbeddedStore::open(&config.data_dir)?);
+    let queue = Arc::new(store.queue(clock.clone()));
     // The media links' signing key comes from the cursor secret, else the token secret (read from
     // the data dir: no network).
     let token_secret = match config.auth.algorithm {
@@ -75,20 +80,26 @@ fn open_embedded(config: &Config) -> Result<Backend> {
         .clone()
         .or_else(|| token_secret.clone())
         .ok_or_else(|| Error::internal("no secret to sign media links with"))?;
-    let local_media = Arc::new(LocalMedia::new(&config.data_dir, &format!("http://{}", config.addr), &signing)?);
+    let local_media = Arc::new(LocalMedia::with_clock(
+        &config.data_dir,
+        &format!("http://{}", config.addr),
+        &signing,
+        clock.clone(),
+    )?);
     Ok(Backend {
         stories: store.clone(),
         plans: store.clone(),
         idempotency: store.clone(),
         jobs: store.clone(),
-        queue: store.clone(),
-        inbox: store.clone(),
+        queue: queue.clone(),
+        inbox: queue,
         providers: store,
         secrets: Arc::new(LocalSecrets::new(&config.data_dir)),
         media: local_media.clone(),
         local_media: Some(local_media),
         token_secret,
         work_dir: config.data_dir.join("work"),
+        clock,
     })
 }
 
@@ -96,6 +107,15 @@ fn open_embedded(config: &Config) -> Result<Backend> {
 /// function's start-up makes at most one call (the token secret), the worker's none: the
 /// template passes the queue URLs in the environment, and only `aivideo serve` checks the table.
 pub async fn open_aws_backend(config: &Config, clients: AwsClients, role: Role) -> Result<Backend> {
+    open_aws_backend_on(config, clients, role, Arc::new(SystemClock)).await
+}
+
+async fn open_aws_backend_on(
+    config: &Config,
+    clients: AwsClients,
+    role: Role,
+    clock: Arc<dyn Clock>,
+) -> Result<Backend> {
     let queues = if config.create_resources {
         create_resources(&clients, &config.aws).await?
     } else {
@@ -115,7 +135,7 @@ pub async fn open_aws_backend(config: &Config, clients: AwsClients, role: Role) 
     let store = Arc::new(DynamoStore::new(clients.dynamodb.clone(), config.aws.table.clone()));
     let queue = Arc::new(SqsQueue::new(clients.sqs.clone(), queues.high, queues.normal, queues.low));
     let secrets: Arc<dyn SecretSource> =
-        Arc::new(SecretsManagerSource::new(clients.secrets.clone(), super::SECRET_TTL));
+        Arc::new(SecretsManagerSource::with_clock(clients.secrets.clone(), super::SECRET_TTL, clock.clone()));
     let token_secret = match (role, config.auth.algorithm, &config.auth.secret) {
         (_, JwtAlgorithm::Rs256 | JwtAlgorithm::Es256, _) => None,
         (_, JwtAlgorithm::Hs256, Some(secret)) => Some(secret.clone()),
@@ -131,10 +151,11 @@ pub async fn open_aws_backend(config: &Config, clients: AwsClients, role: Role) 
         inbox: queue,
         providers: store,
         secrets,
-        media: Arc::new(S3Media::new(clients.s3.clone(), config.aws.bucket.clone())),
+        media: Arc::new(S3Media::with_clock(clients.s3.clone(), config.aws.bucket.clone(), clock.clone())),
         local_media: None,
         token_secret,
         // Lambda's only writable folder.
         work_dir: std::env::temp_dir().join("aivideo-work"),
+        clock,
     })
 }

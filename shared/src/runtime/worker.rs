@@ -12,7 +12,7 @@ use crate::adapters::providers::{ProviderSettings, clients as provider_clients};
 use crate::config::Config;
 use crate::domain::error::{Error, Result};
 use crate::domain::values::AiProvider;
-use crate::ports::{Clock, JobInbox, SystemClock, VideoProvider, VideoTools};
+use crate::ports::{JobInbox, VideoProvider, VideoTools};
 use crate::services::{Worker, WorkerSettings};
 
 /// The worker and the queue it consumes.
@@ -32,9 +32,12 @@ pub async fn build_worker(config: &Config) -> Result<JobConsumer> {
 
 /// The worker on an open backend, rendering with `ffmpeg` (not run until a job needs it).
 pub fn worker(config: &Config, backend: &Backend, ffmpeg: Ffmpeg) -> Result<JobConsumer> {
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock = backend.clock.clone();
     let mut providers: HashMap<AiProvider, Arc<dyn VideoProvider>> = HashMap::new();
-    providers.insert(AiProvider::Local, Arc::new(LocalProvider::new(ffmpeg.clone(), &backend.work_dir.join("local"))));
+    providers.insert(
+        AiProvider::Local,
+        Arc::new(LocalProvider::with_clock(ffmpeg.clone(), &backend.work_dir.join("local"), clock.clone())),
+    );
     // Every real provider has a client; one without its API key in the secrets fails its jobs
     // with `not_configured`, and admins disable providers they do not use.
     let settings: HashMap<AiProvider, ProviderSettings> = AiProvider::ALL

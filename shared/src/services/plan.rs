@@ -8,6 +8,7 @@ use chrono::{DateTime, Utc};
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{Actor, PromptId, SceneId, StoryId, UserId};
 use crate::domain::pagination::{Page, PageRequest};
+use crate::domain::plan_edits::{PlanEdit, PlanState};
 use crate::domain::planner::{DEFAULT_SCENES, PlanError, plan_scenes};
 use crate::domain::pricing::{CostEstimate, estimate};
 use crate::domain::prompt::{NewPrompt, PromptEdit, PromptType, ScenePrompt};
@@ -15,7 +16,7 @@ use crate::domain::prompt_templates::{SceneBrief, default_scene_title, write_pro
 use crate::domain::scene::{NewScene, Scene, SceneDuration, SceneEdit, SceneKind, SceneStatus};
 use crate::domain::story::Story;
 use crate::domain::values::{Description, PromptText, SceneTitle};
-use crate::ports::{BulkPlan, ChildOrdering, Clock, IdGenerator, PlanStore, PromptFilter, SceneFilter, StoryPlan};
+use crate::ports::{ChildOrdering, Clock, IdGenerator, PlanStore, PlanTarget, PromptFilter, SceneFilter, StoryPlan};
 
 /// Why an LLM prompt writer gave no prompts (shown to the client; the template result stands).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -155,18 +156,28 @@ impl PlanService {
             let (text, parameters) = write_prompt(&story, &brief(scene, scenes.len()), PromptType::Video)?;
             prompts.push(self.new_prompt(scene, PromptType::Video, text, parameters, at));
         }
-        self.store
-            .write_bulk_plan(BulkPlan {
-                owner: owner.clone(),
-                story: story.id.clone(),
-                planned_from_version: story.version,
-                replace,
-                scenes,
-                prompts,
-                actor: Actor::User(owner.clone()),
-                at,
+        let (planned_from, actor) = (story.version, Actor::User(owner.clone()));
+        let state = self
+            .edit_one(owner, PlanTarget::Story(story.id.clone()), move |plan| {
+                plan.replace_plan(planned_from, replace, scenes.clone(), prompts.clone(), actor.clone(), at)
             })
-            .await
+            .await?;
+        Ok(StoryPlan { story: state.story, scenes: state.scenes, prompts: state.prompts })
+    }
+
+    /// Runs one edit on the plan of the story holding `target`, in the store's atomic step.
+    async fn edit_one(
+        &self,
+        owner: &UserId,
+        target: PlanTarget,
+        work: impl Fn(&mut PlanEdit) -> Result<()> + Send + Sync + 'static,
+    ) -> Result<PlanState> {
+        let work = Arc::new(move |edits: &mut [PlanEdit]| match edits {
+            [edit] => work(edit),
+            _ => Err(Error::internal("a plan edit of one target got several plans")),
+        });
+        let mut states = self.store.edit_plans(owner, std::slice::from_ref(&target), work).await?;
+        states.pop().ok_or_else(|| Error::internal("a plan edit answered no plan"))
     }
 
     /// Whether an LLM prompt writer is configured.
@@ -224,7 +235,13 @@ impl PlanService {
             .zip(written)
             .map(|(scene, (text, parameters))| self.new_prompt(scene, prompt_type, text, parameters, at))
             .collect();
-        let prompts = self.store.add_selected_prompts(owner, story, prompts, at).await?;
+        let ids: Vec<PromptId> = prompts.iter().map(|p| p.id.clone()).collect();
+        let state = self
+            .edit_one(owner, PlanTarget::Story(story.clone()), move |plan| {
+                plan.add_selected_prompts(prompts.clone(), at)
+            })
+            .await?;
+        let prompts = ids.iter().map(|id| state.prompt(id)).collect::<Result<Vec<_>>>()?;
         Ok(GeneratedPrompts { writer, llm_error, prompts })
     }
 
@@ -246,10 +263,62 @@ impl PlanService {
         self.store.story_plan(owner, story).await
     }
 
-    /// Creates scenes (one, or several for `bulk_create/`), all or none.
+    /// Creates scenes (one, or several for `bulk_create/`, possibly of several stories), all or
+    /// none. Errors name the item's position when there are several.
     pub async fn create_scenes(&self, owner: &UserId, scenes: Vec<NewScene>) -> Result<Vec<Scene>> {
-        let with_ids = scenes.into_iter().map(|s| (SceneId::from_ulid(self.ids.new_id()), s)).collect();
-        self.store.create_scenes(owner, with_ids, self.clock.now()).await
+        let at = self.clock.now();
+        let many = scenes.len() > 1;
+        let position = move |i: usize| many.then_some(i);
+        let with_ids: Vec<(SceneId, NewScene)> =
+            scenes.into_iter().map(|s| (SceneId::from_ulid(self.ids.new_id()), s)).collect();
+        let mut stories: Vec<StoryId> = Vec::new();
+        for (_, new) in &with_ids {
+            if !stories.contains(&new.story) {
+                stories.push(new.story.clone());
+            }
+        }
+        let targets: Vec<PlanTarget> = stories.iter().cloned().map(PlanTarget::Story).collect();
+        let planned = with_ids.clone();
+        let work = Arc::new(move |edits: &mut [PlanEdit]| {
+            for (i, (id, new)) in planned.iter().enumerate() {
+                let edit = edits
+                    .iter_mut()
+                    .find(|e| e.state().story.id == new.story)
+                    .ok_or_else(|| Error::internal("no plan loaded for a scene's story"))?;
+                edit.create_scene(id.clone(), new.clone(), at).map_err(|e| e.at_position(position(i)))?;
+            }
+            Ok(())
+        });
+        let states = match self.store.edit_plans(owner, &targets, work).await {
+            Err(Error::NotFound) => return Err(self.missing_story(owner, &with_ids, position).await),
+            other => other?,
+        };
+        with_ids
+            .iter()
+            .map(|(id, _)| {
+                states.iter().find_map(|s| s.scenes.iter().find(|x| &x.id == id)).cloned().ok_or(Error::NotFound)
+            })
+            .collect()
+    }
+
+    /// The field error for the first scene whose story does not exist (or is another owner's).
+    async fn missing_story(
+        &self,
+        owner: &UserId,
+        scenes: &[(SceneId, NewScene)],
+        position: impl Fn(usize) -> Option<usize>,
+    ) -> Error {
+        for (i, (_, new)) in scenes.iter().enumerate() {
+            match self.store.story_plan(owner, &new.story).await {
+                Err(Error::NotFound) => {
+                    return Error::field("story", format!("Invalid pk \"{}\" - object does not exist.", new.story))
+                        .at_position(position(i));
+                }
+                Err(other) => return other,
+                Ok(_) => {}
+            }
+        }
+        Error::NotFound
     }
 
     /// One scene.
@@ -283,12 +352,21 @@ impl PlanService {
                 _ => Ok(scene),
             };
         }
-        self.store.edit_scene(owner, id, edit, expected_version, self.clock.now()).await
+        let (at, scene) = (self.clock.now(), id.clone());
+        let state = self
+            .edit_one(owner, PlanTarget::Scene(id.clone()), move |plan| {
+                plan.edit_scene(&scene, edit.clone(), expected_version, at)
+            })
+            .await?;
+        state.scene(id)
     }
 
     /// Deletes a scene.
     pub async fn delete_scene(&self, owner: &UserId, id: &SceneId, expected_version: Option<u64>) -> Result<()> {
-        self.store.delete_scene(owner, id, expected_version, self.clock.now()).await
+        let (at, scene) = (self.clock.now(), id.clone());
+        self.edit_one(owner, PlanTarget::Scene(id.clone()), move |plan| plan.delete_scene(&scene, expected_version, at))
+            .await
+            .map(|_| ())
     }
 
     /// Moves a scene.
@@ -299,12 +377,30 @@ impl PlanService {
         order: u32,
         expected_version: Option<u64>,
     ) -> Result<Scene> {
-        self.store.reorder_scene(owner, id, order, expected_version, self.clock.now()).await
+        let (at, scene) = (self.clock.now(), id.clone());
+        let state = self
+            .edit_one(owner, PlanTarget::Scene(id.clone()), move |plan| {
+                plan.reorder_scene(&scene, order, expected_version, at)
+            })
+            .await?;
+        state.scene(id)
     }
 
     /// Creates a prompt.
     pub async fn create_prompt(&self, owner: &UserId, new: NewPrompt) -> Result<ScenePrompt> {
-        self.store.create_prompt(owner, PromptId::from_ulid(self.ids.new_id()), new, self.clock.now()).await
+        let (id, at) = (PromptId::from_ulid(self.ids.new_id()), self.clock.now());
+        let missing = || Error::field("scene", format!("Invalid pk \"{}\" - object does not exist.", new.scene));
+        let (prompt, scene) = (new.clone(), new.scene.clone());
+        let created = self
+            .edit_one(owner, PlanTarget::Scene(scene), {
+                let id = id.clone();
+                move |plan| plan.create_prompt(id.clone(), prompt.clone(), at).map(|_| ())
+            })
+            .await;
+        match created {
+            Err(Error::NotFound) => Err(missing()),
+            other => other?.prompt(&id),
+        }
     }
 
     /// One prompt.
@@ -338,12 +434,21 @@ impl PlanService {
                 _ => Ok(prompt),
             };
         }
-        self.store.edit_prompt(owner, id, edit, expected_version, self.clock.now()).await
+        let (at, prompt) = (self.clock.now(), id.clone());
+        let state = self
+            .edit_one(owner, PlanTarget::Prompt(id.clone()), move |plan| {
+                plan.edit_prompt(&prompt, edit.clone(), expected_version, at)
+            })
+            .await?;
+        state.prompt(id)
     }
 
     /// Deletes a prompt.
     pub async fn delete_prompt(&self, owner: &UserId, id: &PromptId, expected_version: Option<u64>) -> Result<()> {
-        self.store.delete_prompt(owner, id, expected_version).await
+        let prompt = id.clone();
+        self.edit_one(owner, PlanTarget::Prompt(id.clone()), move |plan| plan.delete_prompt(&prompt, expected_version))
+            .await
+            .map(|_| ())
     }
 
     /// Selects a prompt.
@@ -353,6 +458,12 @@ impl PlanService {
         id: &PromptId,
         expected_version: Option<u64>,
     ) -> Result<ScenePrompt> {
-        self.store.select_prompt(owner, id, expected_version, self.clock.now()).await
+        let (at, prompt) = (self.clock.now(), id.clone());
+        let state = self
+            .edit_one(owner, PlanTarget::Prompt(id.clone()), move |plan| {
+                plan.select_prompt(&prompt, expected_version, at)
+            })
+            .await?;
+        state.prompt(id)
     }
 }

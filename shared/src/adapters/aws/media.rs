@@ -1,6 +1,7 @@
 //! S3 as the media store: keys chosen by the server, downloads through presigned, expiring URLs.
 
 use std::path::Path;
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -8,24 +9,48 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 
 use crate::domain::error::{Error, Result};
-use crate::ports::{MediaStore, SignedUrl};
+use crate::ports::{Clock, MediaStore, SignedUrl, SystemClock};
 
 /// Stores media in one bucket.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct S3Media {
     client: aws_sdk_s3::Client,
     bucket: String,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for S3Media {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("S3Media").field("bucket", &self.bucket).finish_non_exhaustive()
+    }
 }
 
 impl S3Media {
-    /// Media in `bucket`.
+    /// Media in `bucket`, its links signed by the system clock.
     pub fn new(client: aws_sdk_s3::Client, bucket: impl Into<String>) -> Self {
-        Self { client, bucket: bucket.into() }
+        Self::with_clock(client, bucket, Arc::new(SystemClock))
+    }
+
+    /// Media in `bucket`, its links signed at `clock`'s time and expiring `ttl` after it.
+    pub fn with_clock(client: aws_sdk_s3::Client, bucket: impl Into<String>, clock: Arc<dyn Clock>) -> Self {
+        Self { client, bucket: bucket.into(), clock }
+    }
+
+    /// When a link made now for `ttl` is signed, and when it stops working.
+    fn presigning(&self, ttl: Duration) -> Result<(PresigningConfig, chrono::DateTime<chrono::Utc>)> {
+        let now = self.clock.now();
+        let expires_at = now + chrono::Duration::from_std(ttl).map_err(Error::internal)?;
+        let config = PresigningConfig::builder()
+            .start_time(std::time::SystemTime::from(now))
+            .expires_in(ttl)
+            .build()
+            .map_err(Error::internal)?;
+        Ok((config, expires_at))
     }
 
     /// A presigned PUT for `key` (for uploads the server hands out; the key is always the server's).
     pub async fn upload_url(&self, key: &str, content_type: &str, ttl: Duration) -> Result<SignedUrl> {
-        let config = PresigningConfig::expires_in(ttl).map_err(Error::internal)?;
+        let (config, expires_at) = self.presigning(ttl)?;
         let request = self
             .client
             .put_object()
@@ -35,13 +60,8 @@ impl S3Media {
             .presigned(config)
             .await
             .map_err(|e| super::aws_error("s3", e))?;
-        Ok(SignedUrl { url: request.uri().to_owned(), expires_at: expiry(ttl)? })
+        Ok(SignedUrl { url: request.uri().to_owned(), expires_at })
     }
-}
-
-fn expiry(ttl: Duration) -> Result<chrono::DateTime<chrono::Utc>> {
-    let ttl = chrono::Duration::from_std(ttl).map_err(Error::internal)?;
-    Ok(chrono::Utc::now() + ttl)
 }
 
 #[async_trait]
@@ -62,7 +82,7 @@ impl MediaStore for S3Media {
     }
 
     async fn signed_url(&self, key: &str, ttl: Duration) -> Result<SignedUrl> {
-        let config = PresigningConfig::expires_in(ttl).map_err(Error::internal)?;
+        let (config, expires_at) = self.presigning(ttl)?;
         let request = self
             .client
             .get_object()
@@ -71,7 +91,7 @@ impl MediaStore for S3Media {
             .presigned(config)
             .await
             .map_err(|e| super::aws_error("s3", e))?;
-        Ok(SignedUrl { url: request.uri().to_owned(), expires_at: expiry(ttl)? })
+        Ok(SignedUrl { url: request.uri().to_owned(), expires_at })
     }
 
     async fn get_file(&self, key: &str, dest: &Path) -> Result<()> {

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TimeToLiveSpecification,
 };
 
-use super::{AwsClients, GSI1, GSI2};
+use super::{AwsClients, GSI1, GSI2, GSI3};
 use crate::domain::error::{Error, Result};
 
 /// The names of the AWS resources, from configuration.
@@ -112,10 +112,13 @@ async fn create_table(clients: &AwsClients, table: &str) -> Result<()> {
         .attribute_definitions(attribute("GSI1PK")?)
         .attribute_definitions(attribute("GSI1SK")?)
         .attribute_definitions(attribute("GSI2PK")?)
+        .attribute_definitions(attribute("GSI3PK")?)
+        .attribute_definitions(attribute("GSI3SK")?)
         .key_schema(key("PK", KeyType::Hash)?)
         .key_schema(key("SK", KeyType::Range)?)
         .global_secondary_indexes(index(GSI1, "GSI1PK", Some("GSI1SK"))?)
         .global_secondary_indexes(index(GSI2, "GSI2PK", None)?)
+        .global_secondary_indexes(index(GSI3, "GSI3PK", Some("GSI3SK"))?)
         .send()
         .await
         .map_err(|e| err("table", e))?;

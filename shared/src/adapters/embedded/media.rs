@@ -4,6 +4,7 @@
 
 use std::io::Write;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -13,22 +14,22 @@ use axum::extract::{Path as UrlPath, RawQuery, State};
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
-use chrono::Utc;
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::domain::error::{Error, Result};
-use crate::ports::{MediaStore, SignedUrl};
+use crate::ports::{Clock, MediaStore, SignedUrl, SystemClock};
 
 /// Longest key accepted.
 const MAX_KEY_LEN: usize = 512;
 
-/// Media files with signed, expiring links.
+/// Media files with signed, expiring links, whose expiry is read on the media's `Clock`.
 #[derive(Clone)]
 pub struct LocalMedia {
     root: PathBuf,
     public_base: String,
     signer: Hmac<Sha256>,
+    clock: Arc<dyn Clock>,
 }
 
 impl std::fmt::Debug for LocalMedia {
@@ -62,8 +63,13 @@ fn content_type(key: &str) -> &'static str {
 
 impl LocalMedia {
     /// Media under `<data_dir>/media`, linked from `public_base` (e.g. `http://127.0.0.1:3000`),
-    /// signed with a key derived from `secret`.
+    /// signed with a key derived from `secret`; links expire by the system clock.
     pub fn new(data_dir: &Path, public_base: &str, secret: &str) -> Result<Self> {
+        Self::with_clock(data_dir, public_base, secret, Arc::new(SystemClock))
+    }
+
+    /// Like `new`, with links signed and checked on `clock`.
+    pub fn with_clock(data_dir: &Path, public_base: &str, secret: &str, clock: Arc<dyn Clock>) -> Result<Self> {
         let mut derive = Hmac::<Sha256>::new_from_slice(secret.as_bytes()).map_err(Error::internal)?;
         derive.update(b"aivideo media link v1");
         let key = derive.finalize().into_bytes();
@@ -71,6 +77,7 @@ impl LocalMedia {
             root: data_dir.join("media"),
             public_base: public_base.trim_end_matches('/').to_owned(),
             signer: Hmac::<Sha256>::new_from_slice(&key).map_err(Error::internal)?,
+            clock,
         })
     }
 
@@ -92,7 +99,7 @@ impl LocalMedia {
         // Compare in constant time: the signature is a secret-derived value.
         let same = expected.len() == signature.len()
             && expected.bytes().zip(signature.bytes()).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0;
-        if !same || expires < Utc::now().timestamp() {
+        if !same || expires < self.clock.now().timestamp() {
             return Err(refused());
         }
         Ok(self.root.join(key))
@@ -100,13 +107,13 @@ impl LocalMedia {
 
     /// The download route, `GET /api/ai-video/media/{key}?expires=…&signature=…`, authorised by the
     /// link's signature alone (as a presigned URL is).
-    pub fn router(self: std::sync::Arc<Self>) -> Router {
+    pub fn router(self: Arc<Self>) -> Router {
         Router::new().route("/api/ai-video/media/{*key}", get(download)).with_state(self)
     }
 }
 
 async fn download(
-    State(media): State<std::sync::Arc<LocalMedia>>,
+    State(media): State<Arc<LocalMedia>>,
     UrlPath(key): UrlPath<String>,
     RawQuery(query): RawQuery,
 ) -> Response {
@@ -153,7 +160,7 @@ impl MediaStore for LocalMedia {
         if !valid_key(key) {
             return Err(Error::internal(format!("invalid media key {key:?}")));
         }
-        let expires_at = Utc::now() + chrono::Duration::from_std(ttl).map_err(Error::internal)?;
+        let expires_at = self.clock.now() + chrono::Duration::from_std(ttl).map_err(Error::internal)?;
         let expires = expires_at.timestamp();
         let signature = self.signature(key, expires);
         Ok(SignedUrl {

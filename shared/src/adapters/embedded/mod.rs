@@ -9,6 +9,6 @@ mod secrets;
 mod store;
 
 pub use media::{LocalMedia, valid_key};
-pub use queue::MAX_RECEIVES;
+pub use queue::{EmbeddedQueue, MAX_RECEIVES};
 pub use secrets::{LocalSecrets, load_or_create_secret};
 pub use store::EmbeddedStore;

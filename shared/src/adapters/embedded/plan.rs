@@ -1,8 +1,9 @@
 //! Scenes and prompts in the embedded store. Every write runs in one redb write transaction that
 //! also reads the story and checks its lock, so an edit can never land after a lock that won.
 
+use std::sync::Arc;
+
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
 use redb::{ReadableTable, WriteTransaction};
 
 use super::store::{
@@ -13,10 +14,11 @@ use crate::domain::error::{Error, Result};
 use crate::domain::ids::{PromptId, SceneId, StoryId, UserId};
 use crate::domain::pagination::{Page, PageRequest};
 use crate::domain::plan_edits::{PlanChange, PlanEdit, PlanState};
-use crate::domain::prompt::{NewPrompt, PromptEdit, ScenePrompt};
-use crate::domain::scene::{NewScene, Scene, SceneEdit, sequence_scenes};
+use crate::domain::prompt::ScenePrompt;
+use crate::domain::scene::{Scene, sequence_scenes};
 use crate::ports::{
-    BulkPlan, ChildOrdering, PlanStore, PromptFilter, SceneFilter, StoryPlan, prompt_listing_key, scene_listing_key,
+    ChildOrdering, PlanStore, PlanTarget, PlanWork, PromptFilter, SceneFilter, StoryPlan, prompt_listing_key,
+    scene_listing_key,
 };
 
 /// A story's scenes, in order, with `start_seconds`.
@@ -118,18 +120,37 @@ fn apply(txn: &WriteTransaction, change: &PlanChange) -> Result<()> {
     Ok(())
 }
 
-/// Runs one plan edit on the story that holds `locate`'s object, all inside this transaction.
-fn edit_plan<T>(
+/// Runs one edit on the plans of the stories holding `targets` (each story once), and writes
+/// what it changed, all inside this transaction: the one way a plan changes on this backend.
+fn edit_plans(
     txn: &WriteTransaction,
     owner: &UserId,
-    story: &StoryId,
-    work: impl FnOnce(&mut PlanEdit) -> Result<T>,
-) -> Result<(T, PlanState)> {
-    let mut edit = PlanEdit::begin(load_plan(txn, owner, story)?)?;
-    let out = work(&mut edit)?;
-    let (state, change) = edit.finish();
-    apply(txn, &change)?;
-    Ok((out, state))
+    targets: &[PlanTarget],
+    work: &PlanWork,
+) -> Result<Vec<PlanState>> {
+    let mut stories: Vec<StoryId> = Vec::with_capacity(targets.len());
+    for target in targets {
+        let story = match target {
+            PlanTarget::Story(story) => story.clone(),
+            PlanTarget::Scene(scene) => scene_home(txn, scene)?,
+            PlanTarget::Prompt(prompt) => prompt_story(txn, prompt)?,
+        };
+        if !stories.contains(&story) {
+            stories.push(story);
+        }
+    }
+    let mut edits = Vec::with_capacity(stories.len());
+    for story in &stories {
+        edits.push(PlanEdit::begin(load_plan(txn, owner, story)?)?);
+    }
+    work(&mut edits)?;
+    let mut states = Vec::with_capacity(edits.len());
+    for edit in edits {
+        let (state, change) = edit.finish();
+        apply(txn, &change)?;
+        states.push(state);
+    }
+    Ok(states)
 }
 
 /// The story a scene of `owner` belongs to.
@@ -165,21 +186,9 @@ fn listed_stories(txn: &redb::ReadTransaction, owner: &UserId, only: Option<&Sto
 
 #[async_trait]
 impl PlanStore for EmbeddedStore {
-    async fn write_bulk_plan(&self, plan: BulkPlan) -> Result<StoryPlan> {
-        self.write(move |txn| {
-            let ((), state) = edit_plan(txn, &plan.owner, &plan.story, |edit| {
-                edit.replace_plan(
-                    plan.planned_from_version,
-                    plan.replace,
-                    plan.scenes,
-                    plan.prompts,
-                    plan.actor,
-                    plan.at,
-                )
-            })?;
-            Ok(StoryPlan { story: state.story, scenes: state.scenes, prompts: state.prompts })
-        })
-        .await
+    async fn edit_plans(&self, owner: &UserId, targets: &[PlanTarget], work: Arc<PlanWork>) -> Result<Vec<PlanState>> {
+        let (owner, targets) = (owner.clone(), targets.to_vec());
+        self.write(move |txn| edit_plans(txn, &owner, &targets, work.as_ref())).await
     }
 
     async fn story_plan(&self, owner: &UserId, story: &StoryId) -> Result<StoryPlan> {
@@ -189,51 +198,6 @@ impl PlanStore for EmbeddedStore {
             let scenes = scenes_of(&txn.open_table(SCENES).map_err(internal)?, &id)?;
             let prompts: Vec<ScenePrompt> = scan_prefix(&txn.open_table(PROMPTS).map_err(internal)?, id.as_str())?;
             Ok(StoryPlan { story, scenes, prompts })
-        })
-        .await
-    }
-
-    async fn create_scenes(
-        &self,
-        owner: &UserId,
-        scenes: Vec<(SceneId, NewScene)>,
-        at: DateTime<Utc>,
-    ) -> Result<Vec<Scene>> {
-        let owner = owner.clone();
-        self.write(move |txn| {
-            let many = scenes.len() > 1;
-            let position = move |i: usize| many.then_some(i);
-            let mut edits: Vec<PlanEdit> = Vec::new();
-            let mut created = Vec::new();
-            for (i, (id, new)) in scenes.into_iter().enumerate() {
-                let slot = match edits.iter().position(|e| e.state().story.id == new.story) {
-                    Some(slot) => slot,
-                    None => {
-                        let state = load_plan(txn, &owner, &new.story).map_err(|e| match e {
-                            Error::NotFound => {
-                                Error::field("story", format!("Invalid pk \"{}\" - object does not exist.", new.story))
-                                    .at_position(position(i))
-                            }
-                            other => other,
-                        })?;
-                        edits.push(PlanEdit::begin(state)?);
-                        edits.len() - 1
-                    }
-                };
-                created.push(edits[slot].create_scene(id, new, at).map_err(|e| e.at_position(position(i)))?);
-            }
-            let mut states = Vec::new();
-            for edit in edits {
-                let (state, change) = edit.finish();
-                apply(txn, &change)?;
-                states.push(state);
-            }
-            created
-                .iter()
-                .map(|id| {
-                    states.iter().find_map(|s| s.scenes.iter().find(|x| &x.id == id)).cloned().ok_or(Error::NotFound)
-                })
-                .collect()
         })
         .await
     }
@@ -272,77 +236,6 @@ impl PlanStore for EmbeddedStore {
         .await
     }
 
-    async fn edit_scene(
-        &self,
-        owner: &UserId,
-        id: &SceneId,
-        edit: SceneEdit,
-        expected_version: Option<u64>,
-        at: DateTime<Utc>,
-    ) -> Result<Scene> {
-        let (owner, id) = (owner.clone(), id.clone());
-        self.write(move |txn| {
-            let story = scene_home(txn, &id)?;
-            let ((), state) = edit_plan(txn, &owner, &story, |plan| plan.edit_scene(&id, edit, expected_version, at))?;
-            state.scene(&id)
-        })
-        .await
-    }
-
-    async fn delete_scene(
-        &self,
-        owner: &UserId,
-        id: &SceneId,
-        expected_version: Option<u64>,
-        at: DateTime<Utc>,
-    ) -> Result<()> {
-        let (owner, id) = (owner.clone(), id.clone());
-        self.write(move |txn| {
-            let story = scene_home(txn, &id)?;
-            edit_plan(txn, &owner, &story, |plan| plan.delete_scene(&id, expected_version, at)).map(|_| ())
-        })
-        .await
-    }
-
-    async fn reorder_scene(
-        &self,
-        owner: &UserId,
-        id: &SceneId,
-        order: u32,
-        expected_version: Option<u64>,
-        at: DateTime<Utc>,
-    ) -> Result<Scene> {
-        let (owner, id) = (owner.clone(), id.clone());
-        self.write(move |txn| {
-            let story = scene_home(txn, &id)?;
-            let ((), state) =
-                edit_plan(txn, &owner, &story, |plan| plan.reorder_scene(&id, order, expected_version, at))?;
-            state.scene(&id)
-        })
-        .await
-    }
-
-    async fn create_prompt(
-        &self,
-        owner: &UserId,
-        id: PromptId,
-        new: NewPrompt,
-        at: DateTime<Utc>,
-    ) -> Result<ScenePrompt> {
-        let owner = owner.clone();
-        self.write(move |txn| {
-            let missing = || Error::field("scene", format!("Invalid pk \"{}\" - object does not exist.", new.scene));
-            let story =
-                scene_home(txn, &new.scene).map_err(|e| if matches!(e, Error::NotFound) { missing() } else { e })?;
-            let (id, state) = match edit_plan(txn, &owner, &story, |plan| plan.create_prompt(id, new.clone(), at)) {
-                Err(Error::NotFound) => return Err(missing()),
-                other => other?,
-            };
-            state.prompt(&id)
-        })
-        .await
-    }
-
     async fn prompt(&self, owner: &UserId, id: &PromptId) -> Result<ScenePrompt> {
         let (owner, id) = (owner.clone(), id.clone());
         self.read(move |txn| {
@@ -373,64 +266,6 @@ impl PlanStore for EmbeddedStore {
                 }
             }
             Ok(Page::from_sorted(items, &page))
-        })
-        .await
-    }
-
-    async fn edit_prompt(
-        &self,
-        owner: &UserId,
-        id: &PromptId,
-        edit: PromptEdit,
-        expected_version: Option<u64>,
-        at: DateTime<Utc>,
-    ) -> Result<ScenePrompt> {
-        let (owner, id) = (owner.clone(), id.clone());
-        self.write(move |txn| {
-            let story = prompt_story(txn, &id)?;
-            let ((), state) = edit_plan(txn, &owner, &story, |plan| plan.edit_prompt(&id, edit, expected_version, at))?;
-            state.prompt(&id)
-        })
-        .await
-    }
-
-    async fn delete_prompt(&self, owner: &UserId, id: &PromptId, expected_version: Option<u64>) -> Result<()> {
-        let (owner, id) = (owner.clone(), id.clone());
-        self.write(move |txn| {
-            let story = prompt_story(txn, &id)?;
-            edit_plan(txn, &owner, &story, |plan| plan.delete_prompt(&id, expected_version)).map(|_| ())
-        })
-        .await
-    }
-
-    async fn select_prompt(
-        &self,
-        owner: &UserId,
-        id: &PromptId,
-        expected_version: Option<u64>,
-        at: DateTime<Utc>,
-    ) -> Result<ScenePrompt> {
-        let (owner, id) = (owner.clone(), id.clone());
-        self.write(move |txn| {
-            let story = prompt_story(txn, &id)?;
-            let ((), state) = edit_plan(txn, &owner, &story, |plan| plan.select_prompt(&id, expected_version, at))?;
-            state.prompt(&id)
-        })
-        .await
-    }
-
-    async fn add_selected_prompts(
-        &self,
-        owner: &UserId,
-        story: &StoryId,
-        prompts: Vec<ScenePrompt>,
-        at: DateTime<Utc>,
-    ) -> Result<Vec<ScenePrompt>> {
-        let (owner, story) = (owner.clone(), story.clone());
-        self.write(move |txn| {
-            let ids: Vec<PromptId> = prompts.iter().map(|p| p.id.clone()).collect();
-            let ((), state) = edit_plan(txn, &owner, &story, |plan| plan.add_selected_prompts(prompts, at))?;
-            ids.iter().map(|id| state.prompt(id)).collect()
         })
         .await
     }

@@ -1,0 +1,101 @@
+//! `Idempotency-Key` records: a claim is one conditional put; the stored answer replays.
+
+use super::*;
+
+#[async_trait]
+impl IdempotencyStore for DynamoStore {
+    async fn claim(
+        &self,
+        owner: &UserId,
+        key_text: &str,
+        fingerprint: &str,
+        now: DateTime<Utc>,
+    ) -> Result<IdempotencyClaim> {
+        let pk = format!("IDEM#{owner}#{key_text}");
+        let expired = (now - ChronoDuration::hours(IDEMPOTENCY_TTL_HOURS)).timestamp();
+        let abandoned = (now - ChronoDuration::seconds(IDEMPOTENCY_CLAIM_LEASE_SECONDS)).timestamp();
+        let item = HashMap::from([
+            ("PK".to_owned(), s(pk.clone())),
+            ("SK".to_owned(), s("IDEM")),
+            ("fingerprint".to_owned(), s(fingerprint)),
+            ("claimed_at".to_owned(), AttributeValue::N(now.timestamp().to_string())),
+            (
+                "expires_at".to_owned(),
+                AttributeValue::N((now + ChronoDuration::hours(IDEMPOTENCY_TTL_HOURS)).timestamp().to_string()),
+            ),
+        ]);
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression(
+                "attribute_not_exists(PK) OR claimed_at < :expired OR (attribute_not_exists(#response) AND claimed_at < :abandoned)",
+            )
+            .expression_attribute_names("#response", "response")
+            .expression_attribute_values(":expired", AttributeValue::N(expired.to_string()))
+            .expression_attribute_values(":abandoned", AttributeValue::N(abandoned.to_string()))
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(IdempotencyClaim::Fresh),
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => {
+                    let old = c.item().cloned().unwrap_or_default();
+                    if text_of(&old, "fingerprint") != Some(fingerprint) {
+                        return Ok(IdempotencyClaim::Mismatch);
+                    }
+                    match text_of(&old, "response") {
+                        Some(stored) => Ok(IdempotencyClaim::Replay(serde_json::from_str(stored).map_err(internal)?)),
+                        None => Ok(IdempotencyClaim::InProgress),
+                    }
+                }
+                _ => Err(sdk(e)),
+            },
+        }
+    }
+
+    async fn complete(
+        &self,
+        owner: &UserId,
+        key_text: &str,
+        response: &StoredResponse,
+        now: DateTime<Utc>,
+    ) -> Result<()> {
+        let stored = serde_json::to_string(response).map_err(internal)?;
+        self.client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("IDEM#{owner}#{key_text}"), "IDEM".into())))
+            .update_expression("SET #response = :r, claimed_at = :now, expires_at = :ttl")
+            .condition_expression("attribute_exists(PK)")
+            .expression_attribute_names("#response", "response")
+            .expression_attribute_values(":r", s(stored))
+            .expression_attribute_values(":now", AttributeValue::N(now.timestamp().to_string()))
+            .expression_attribute_values(
+                ":ttl",
+                AttributeValue::N((now + ChronoDuration::hours(IDEMPOTENCY_TTL_HOURS)).timestamp().to_string()),
+            )
+            .send()
+            .await
+            .map(|_| ())
+            .or_else(|e| match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(_)) => {
+                    Ok(())
+                }
+                _ => Err(sdk(e)),
+            })
+    }
+
+    async fn release(&self, owner: &UserId, key_text: &str) -> Result<()> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key(format!("IDEM#{owner}#{key_text}"), "IDEM".into())))
+            .send()
+            .await
+            .map(|_| ())
+            .map_err(sdk)
+    }
+}

@@ -1,0 +1,237 @@
+//! Jobs: claims, renders started in one transaction with the story's move, and job writes
+//! conditioned on the version read.
+
+use super::*;
+
+fn job_key(story: &StoryId, id: &JobId) -> Item {
+    key(story_pk(story), format!("JOB#{id}"))
+}
+
+/// A job lives in its story's partition (so a story's Query and delete reach it), is listed per
+/// owner on GSI1 under `JOBS#<owner>` (apart from the owner's stories) and found by id on GSI2.
+fn job_item(job: &Job) -> Result<Item> {
+    let mut item = to_item(job)?;
+    item.insert("PK".into(), s(story_pk(&job.story)));
+    item.insert("SK".into(), s(format!("JOB#{}", job.id)));
+    item.insert("GSI1PK".into(), s(format!("JOBS#{}", job.owner)));
+    item.insert("GSI1SK".into(), s(format!("JOB#{}", job.id)));
+    item.insert("GSI2PK".into(), s(format!("JOB#{}", job.id)));
+    Ok(item)
+}
+
+impl DynamoStore {
+    /// A Put of `job`: new (`version` 1, must not exist) or conditioned on the version before.
+    fn job_put(&self, job: &Job) -> Result<TransactWriteItem> {
+        let mut put = Put::builder().table_name(&self.table).set_item(Some(job_item(job)?));
+        put = if job.version <= 1 {
+            put.condition_expression("attribute_not_exists(PK)")
+        } else {
+            put.condition_expression("#version = :version")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":version", n(job.version - 1))
+        };
+        Ok(TransactWriteItem::builder().put(put.build().map_err(internal)?).build())
+    }
+
+    /// Every job item of one story (`SK` starting with `JOB#`), or of one owner on GSI1.
+    async fn query_jobs(&self, story: Option<&StoryId>, owner: Option<&UserId>) -> Result<Vec<Job>> {
+        let mut jobs = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let mut query = self.client.query().table_name(&self.table).set_exclusive_start_key(start.take());
+            query = match (story, owner) {
+                (Some(story), _) => query
+                    .key_condition_expression("PK = :pk AND begins_with(SK, :job)")
+                    .expression_attribute_values(":pk", s(story_pk(story)))
+                    .expression_attribute_values(":job", s("JOB#"))
+                    .consistent_read(true),
+                (None, Some(owner)) => query
+                    .index_name(GSI1)
+                    .key_condition_expression("GSI1PK = :owner")
+                    .expression_attribute_values(":owner", s(format!("JOBS#{owner}"))),
+                (None, None) => return Ok(jobs),
+            };
+            let out = query.send().await.map_err(sdk)?;
+            for item in out.items.unwrap_or_default() {
+                jobs.push(from_item(item)?);
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(jobs),
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl JobStore for DynamoStore {
+    async fn create_job(&self, job: &Job) -> Result<()> {
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(job_item(job)?))
+            .condition_expression("attribute_not_exists(PK)")
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) => match e.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_)) => {
+                    Err(Error::Conflict { detail: "A job with this id exists.".into(), current_status: None })
+                }
+                _ => Err(sdk(e)),
+            },
+        }
+    }
+
+    async fn story_job(&self, story: &StoryId, id: &JobId) -> Result<Job> {
+        let out = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(job_key(story, id)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(sdk)?;
+        from_item(out.item.ok_or(Error::NotFound)?)
+    }
+
+    async fn story_jobs(&self, story: &StoryId) -> Result<Vec<Job>> {
+        self.query_jobs(Some(story), None).await
+    }
+
+    /// GSI2 finds the job's story, then one consistent GetItem reads it (the index is eventually
+    /// consistent; the item is not).
+    async fn job(&self, owner: &UserId, id: &JobId) -> Result<Job> {
+        let story = self.home_of(format!("JOB#{id}")).await?;
+        let job = self.story_job(&story, id).await?;
+        if &job.owner != owner {
+            return Err(Error::NotFound);
+        }
+        Ok(job)
+    }
+
+    async fn list_jobs(&self, owner: &UserId, filter: &JobFilter, page: &PageRequest) -> Result<Page<Job>> {
+        let listed: Vec<(String, Job)> = self
+            .query_jobs(None, Some(owner))
+            .await?
+            .into_iter()
+            .filter(|j| filter.admits(j))
+            .map(|j| (j.id.to_string(), j))
+            .collect();
+        Ok(Page::from_sorted(listed, page))
+    }
+
+    async fn owner_jobs(&self, owner: &UserId) -> Result<Vec<Job>> {
+        self.query_jobs(None, Some(owner)).await
+    }
+
+    async fn start_render(
+        &self,
+        request: MoveRequest,
+        build: std::sync::Arc<RenderBuilder>,
+    ) -> Result<(Story, Vec<Job>)> {
+        for attempt in 0..ATTEMPTS {
+            back_off(attempt).await;
+            let aggregate = self.aggregate(&request.owner, &request.story).await?;
+            let record = &aggregate.record;
+            record.story.check_version(request.expected_version)?;
+            let (next, history) = record.story.moved(
+                request.to,
+                request.mover,
+                request.actor.clone(),
+                request.reason.clone(),
+                Vec::new,
+                request.at,
+            )?;
+            let plan = StoryPlan {
+                story: record.story.clone(),
+                scenes: aggregate.scenes.clone(),
+                prompts: aggregate.prompts.clone(),
+            };
+            let jobs = build(&plan)?;
+            // Conditioned on the story and its plan as read: the jobs snapshot exactly this plan.
+            let mut items = vec![
+                self.put_story_item(record, &next, record.plan_version)?,
+                self.put_new(transition_item(&history)?)?,
+            ];
+            for job in &jobs {
+                items.push(self.job_put(job)?);
+            }
+            match self.transact(items).await? {
+                Written::Done => return Ok((next, jobs)),
+                Written::Raced(_) => continue,
+            }
+        }
+        Err(busy())
+    }
+
+    async fn commit_jobs(&self, jobs: Vec<Job>, effect: Option<StoryEffect>) -> Result<Committed> {
+        let mut items = Vec::with_capacity(jobs.len() + 2);
+        let mut moved = None;
+        if let Some(effect) = &effect {
+            let record = self.owned(&effect.owner, &effect.story).await?;
+            if let Some((next, history)) = effect.apply(&record.story)? {
+                items.push(self.put_story_item(&record, &next, record.plan_version)?);
+                items.push(self.put_new(transition_item(&history)?)?);
+                moved = Some(next);
+            }
+        }
+        for job in &jobs {
+            items.push(self.job_put(job)?);
+        }
+        match items.len() {
+            0 => Ok(Committed::Done(None)),
+            _ => match self.transact(items).await? {
+                Written::Done => Ok(Committed::Done(moved.map(Box::new))),
+                Written::Raced(_) => Ok(Committed::Raced),
+            },
+        }
+    }
+
+    /// GetItem, the job's rules, then a PutItem conditioned on the version read: of concurrent
+    /// claims exactly one writes; a loser is answered from the item its failed condition returns.
+    async fn claim_job(
+        &self,
+        story: &StoryId,
+        id: &JobId,
+        now: DateTime<Utc>,
+        lease: chrono::Duration,
+    ) -> Result<std::result::Result<Job, JobRefusal>> {
+        let mut current = self.story_job(story, id).await?;
+        for attempt in 0..ATTEMPTS {
+            back_off(attempt).await;
+            let mut next = match current.claimed(now, lease) {
+                Ok(next) => next,
+                Err(refusal) => return Ok(Err(refusal)),
+            };
+            next.version = current.version + 1;
+            let result = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(job_item(&next)?))
+                .condition_expression("#version = :version")
+                .expression_attribute_names("#version", "version")
+                .expression_attribute_values(":version", n(current.version))
+                .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+                .send()
+                .await;
+            match result {
+                Ok(_) => return Ok(Ok(next)),
+                Err(e) => match e.as_service_error() {
+                    Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(c)) => {
+                        current = match c.item() {
+                            Some(item) if !item.is_empty() => from_item(item.clone())?,
+                            _ => self.story_job(story, id).await?,
+                        };
+                    }
+                    _ => return Err(sdk(e)),
+                },
+            }
+        }
+        Err(busy())
+    }
+}
