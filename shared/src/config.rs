@@ -81,6 +81,10 @@ pub struct Config {
     /// Tests only, and never read from the environment: lets provider clients download results
     /// over plain http from loopback (the protocol fakes).
     pub allow_loopback_downloads: bool,
+    /// `AIVIDEO_ALLOWED_HOSTS`: hosts requests may name besides the bind address, `localhost`,
+    /// `127.0.0.1` and `[::1]` (comma list; `.example.com` for a domain and its subdomains, `*`
+    /// for any), as Django's `ALLOWED_HOSTS`. On API Gateway its own domain is allowed.
+    pub allowed_hosts: Vec<String>,
 }
 
 /// The worker's pacing.
@@ -127,6 +131,7 @@ impl Default for Config {
             worker: WorkerTuning::default(),
             provider_base_urls: std::collections::BTreeMap::new(),
             allow_loopback_downloads: false,
+            allowed_hosts: Vec::new(),
         }
     }
 }
@@ -199,6 +204,9 @@ impl Config {
                 }
             },
         };
+        config.allowed_hosts = lookup("AIVIDEO_ALLOWED_HOSTS")
+            .map(|raw| raw.split(',').map(str::trim).filter(|h| !h.is_empty()).map(str::to_owned).collect())
+            .unwrap_or_default();
         config.llm = lookup("AIVIDEO_LLM_BASE_URL").map(|base_url| LlmConfig {
             base_url,
             model: lookup("AIVIDEO_LLM_MODEL").unwrap_or_else(|| "gpt-4o-mini".to_owned()),

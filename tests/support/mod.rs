@@ -134,6 +134,8 @@ impl TestApp {
         let mut config = Config {
             data_dir: dir.path().to_path_buf(),
             auth: AuthConfig { secret: Some(SECRET.to_owned()), ..AuthConfig::default() },
+            // The host the in-process requests name (as Django's test client does).
+            allowed_hosts: vec!["testserver".to_owned()],
             ..Config::default()
         };
         adjust(&mut config);
@@ -177,6 +179,8 @@ impl TestApp {
         let mut config = Config {
             data_dir: data_dir.to_path_buf(),
             auth: AuthConfig { secret: Some(SECRET.to_owned()), ..AuthConfig::default() },
+            // The host the in-process requests name (as Django's test client does).
+            allowed_hosts: vec!["testserver".to_owned()],
             ..Config::default()
         };
         adjust(&mut config);

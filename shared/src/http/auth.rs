@@ -47,6 +47,12 @@ pub struct Claims {
     pub sub: String,
     /// Expiry (seconds since the epoch).
     pub exp: u64,
+    /// Not valid before (seconds since the epoch), when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// Issued at (seconds since the epoch), when present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
     /// Roles; `admin` grants admin rights.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub roles: Vec<String>,
@@ -72,6 +78,8 @@ pub fn issue_hs256_token_at(
     let claims = Claims {
         sub: user.to_owned(),
         exp,
+        nbf: None,
+        iat: Some(now.timestamp()),
         roles: if admin { vec!["admin".to_owned()] } else { Vec::new() },
         cognito_groups: Vec::new(),
     };
@@ -251,8 +259,17 @@ impl Authenticator {
         let claims = data.claims;
         // Expired once `exp` is more than the leeway behind now (as the library would say).
         let now = i128::from(self.clock.now().timestamp());
-        if i128::from(claims.exp) < now - i128::from(self.validation.leeway) {
+        let leeway = i128::from(self.validation.leeway);
+        if i128::from(claims.exp) < now - leeway {
             return Err(describe(ErrorKind::ExpiredSignature.into()));
+        }
+        // Not valid yet, or issued in the future (beyond the same leeway as `exp`): a token
+        // minted ahead of time, or by a clock that runs fast, is refused (SPEC §8.1).
+        if claims.nbf.is_some_and(|nbf| i128::from(nbf) > now + leeway) {
+            return Err(describe(ErrorKind::ImmatureSignature.into()));
+        }
+        if claims.iat.is_some_and(|iat| i128::from(iat) > now + leeway) {
+            return Err(Error::InvalidToken("token is issued in the future".into()));
         }
         let user = UserId::parse(&claims.sub)
             .ok_or_else(|| Error::InvalidToken("the sub claim is not a valid user id".into()))?;
@@ -348,6 +365,27 @@ mod tests {
         clock.advance(Duration::from_secs(1));
         let err = auth.verify(&token).await.unwrap_err();
         assert_eq!(err.to_string(), "invalid token: token has expired");
+    }
+
+    #[tokio::test]
+    async fn a_token_not_valid_yet_or_issued_in_the_future_is_refused_beyond_the_leeway() {
+        let now = chrono::Utc::now().timestamp();
+        let auth = hs("s3cret");
+        let with = |claim: &str, at: i64| {
+            sign(&serde_json::json!({"sub": "alice", "exp": later(), claim: at}), Algorithm::HS256, "s3cret")
+        };
+        let err = auth.verify(&with("nbf", now + 3600)).await.unwrap_err();
+        assert_eq!(err.to_string(), "invalid token: token is not valid yet");
+        let err = auth.verify(&with("iat", now + 3600)).await.unwrap_err();
+        assert_eq!(err.to_string(), "invalid token: token is issued in the future");
+        // Within the leeway, and in the past, both are fine.
+        assert!(auth.verify(&with("nbf", now + 10)).await.is_ok());
+        assert!(auth.verify(&with("iat", now + 10)).await.is_ok());
+        assert!(auth.verify(&with("nbf", now - 3600)).await.is_ok());
+        assert!(auth.verify(&with("iat", now - 3600)).await.is_ok());
+        // Not a number: refused, never skipped.
+        let token = sign(&serde_json::json!({"sub": "alice", "exp": later(), "nbf": "1"}), Algorithm::HS256, "s3cret");
+        assert!(auth.verify(&token).await.is_err());
     }
 
     #[tokio::test]

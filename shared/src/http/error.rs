@@ -43,6 +43,9 @@ pub enum ApiError {
     /// The first request with this `Idempotency-Key` has not finished yet.
     #[error("a request with this idempotency key is still in progress")]
     IdempotencyInProgress,
+    /// The request names a host the operator did not allow (`AIVIDEO_ALLOWED_HOSTS`).
+    #[error("disallowed host {0:?}")]
+    DisallowedHost(String),
 }
 
 /// Results of handlers and extractors.
@@ -59,6 +62,7 @@ pub fn status_and_code(error: &ApiError) -> (StatusCode, &'static str) {
         ApiError::PayloadTooLarge { .. } => (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large"),
         ApiError::UnsupportedMediaType(_) => (StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type"),
         ApiError::IdempotencyKeyReused => (StatusCode::UNPROCESSABLE_ENTITY, "idempotency_key_reused"),
+        ApiError::DisallowedHost(_) => (StatusCode::BAD_REQUEST, "disallowed_host"),
     }
 }
 
@@ -98,6 +102,7 @@ pub const CODES: &[&str] = &[
     "idempotency_key_reused",
     "server_error",
     "unavailable",
+    "disallowed_host",
 ];
 
 /// The DRF-shaped body: field errors at the top level, or `detail`; always a `code`.
@@ -114,6 +119,10 @@ pub fn error_body(error: &ApiError) -> Value {
         ApiError::UnsupportedMediaType(media) => format!("Unsupported media type \"{media}\" in request."),
         ApiError::IdempotencyKeyReused => {
             "This Idempotency-Key was used with a different request; use a new key.".to_owned()
+        }
+        ApiError::DisallowedHost(host) => {
+            let shown: String = host.chars().filter(|c| !c.is_control()).take(255).collect();
+            format!("Invalid HTTP_HOST header: '{shown}'. You may need to add it to AIVIDEO_ALLOWED_HOSTS.")
         }
     };
     body.insert("detail".into(), json!(detail));

@@ -5,6 +5,7 @@
 pub mod auth;
 pub mod error;
 pub mod etag;
+pub mod hosts;
 pub mod idempotency;
 pub mod jobs;
 pub mod json;
@@ -58,6 +59,8 @@ pub struct AppState {
     pub providers: crate::services::ProviderService,
     /// Where rendered media lives; issues the download links.
     pub media: Arc<dyn MediaStore>,
+    /// The hosts requests may name (links are written with the request's host).
+    pub hosts: Arc<hosts::AllowedHosts>,
 }
 
 /// How long a download link handed to an owner works.
@@ -117,6 +120,7 @@ pub fn api(routes: Router<AppState>, state: AppState) -> Router {
         .route(&openapi_path(), axum::routing::get(openapi::serve))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
+        .layer(from_fn_with_state(state.hosts.clone(), hosts::require_allowed_host))
         .layer(from_fn_with_state(state.ids.clone(), trace_requests))
         .with_state(state)
 }

@@ -689,8 +689,8 @@ fn operation(o: &Op, all: &[Op]) -> Value {
     if o.if_match {
         parameters.push(json!({
             "name": "If-Match", "in": "header", "required": false,
-            "schema": {"type": "string", "pattern": trimmed("(?:\\*|(?:W/)?\"*[0-9]+\"*)")},
-            "description": "The ETag of the version this write expects; 412 when the object has moved on.",
+            "schema": {"type": "string", "pattern": trimmed("(?:\\*|(?:W/)?\"[!#-~]*\"(?:[ \\t]*,[ \\t]*(?:W/)?\"[!#-~]*\")*)")},
+            "description": "`*` or a list of entity tags (RFC 9110): a strong tag naming the current version matches; any other well-formed tag (weak tags included) answers 412.",
         }));
     }
     if o.method == "post" {

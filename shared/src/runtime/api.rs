@@ -50,5 +50,6 @@ pub fn api(config: &Config, backend: &Backend) -> Result<AppState> {
         clock,
         ids,
         media: backend.media.clone(),
+        hosts: Arc::new(crate::http::hosts::AllowedHosts::new(&config.allowed_hosts, config.addr)),
     })
 }
