@@ -26,6 +26,8 @@ pub struct TestApp {
     pub worker: std::sync::Arc<shared::services::Worker>,
     /// The consuming side of the job queue.
     pub inbox: std::sync::Arc<dyn shared::ports::JobInbox>,
+    /// On the embedded backend: the restart recovery and the sweep.
+    pub recovery: Option<std::sync::Arc<shared::adapters::embedded::EmbeddedQueue>>,
     pub dir: tempfile::TempDir,
     /// AWS calls made by this app (on the `aws` backend).
     pub calls: Option<shared::adapters::aws::CallCounter>,
@@ -169,6 +171,7 @@ impl TestApp {
             state: local.api,
             worker: local.jobs.worker,
             inbox: local.jobs.inbox,
+            recovery: local.jobs.recovery,
             dir,
             calls,
         }

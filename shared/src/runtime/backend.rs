@@ -52,6 +52,9 @@ pub struct Backend {
     pub token_secret: Option<String>,
     /// Scratch space for clips being fetched and composed.
     pub work_dir: PathBuf,
+    /// The embedded queue, whose owner releases what a dead process held and sweeps for work
+    /// without a message (`None` on AWS, where other workers may be alive).
+    pub recovery: Option<Arc<crate::adapters::embedded::EmbeddedQueue>>,
     /// The process's one clock: the adapters above time delays, visibility, link expiry and
     /// caches on it, and the roles built on this backend use it too.
     pub clock: Arc<dyn Clock>,
@@ -92,7 +95,8 @@ fn open_embedded(config: &Config, clock: Arc<dyn Clock>) -> Result<Backend> {
         idempotency: store.clone(),
         jobs: store.clone(),
         queue: queue.clone(),
-        inbox: queue,
+        inbox: queue.clone(),
+        recovery: Some(queue),
         providers: store,
         secrets: Arc::new(LocalSecrets::new(&config.data_dir)),
         media: local_media.clone(),
@@ -149,6 +153,7 @@ async fn open_aws_backend_on(
         jobs: store.clone(),
         queue: queue.clone(),
         inbox: queue,
+        recovery: None,
         providers: store,
         secrets,
         media: Arc::new(S3Media::with_clock(clients.s3.clone(), config.aws.bucket.clone(), clock.clone())),

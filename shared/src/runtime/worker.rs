@@ -22,7 +22,14 @@ pub struct JobConsumer {
     pub worker: Arc<Worker>,
     /// The consuming side of the job queue.
     pub inbox: Arc<dyn JobInbox>,
+    /// On the embedded backend: releases what a dead process held, and sweeps.
+    pub recovery: Option<Arc<crate::adapters::embedded::EmbeddedQueue>>,
 }
+
+/// How often the in-process consumer sweeps for work without a message (SPEC §8.2: within 2 min).
+const SWEEP_EVERY: Duration = Duration::from_secs(60);
+/// Work committed this recently is about to be sent by its request: the sweep leaves it alone.
+const SWEEP_MIN_AGE: Duration = Duration::from_secs(30);
 
 /// Opens the configured backend and builds the worker, once per cold start.
 pub async fn build_worker(config: &Config) -> Result<JobConsumer> {
@@ -67,7 +74,7 @@ pub fn worker(config: &Config, backend: &Backend, ffmpeg: Ffmpeg) -> Result<JobC
         clock,
         settings,
     );
-    Ok(JobConsumer { worker: Arc::new(worker), inbox: backend.inbox.clone() })
+    Ok(JobConsumer { worker: Arc::new(worker), inbox: backend.inbox.clone(), recovery: backend.recovery.clone() })
 }
 
 impl JobConsumer {
@@ -77,7 +84,27 @@ impl JobConsumer {
     /// until `stop` resolves.
     pub async fn consume(&self, visibility: Duration, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
+        if let Some(queue) = &self.recovery {
+            // This process owns the data dir alone: what a crashed one held is free at once.
+            match queue.recover_after_restart().await {
+                Ok(done) => tracing::info!(?done, "recovered the previous process's work"),
+                Err(e) => {
+                    tracing::error!(error = %e, "recovery after restart failed; leases and visibility run out on their own")
+                }
+            }
+        }
+        let mut last_sweep = tokio::time::Instant::now();
         loop {
+            if let Some(queue) = &self.recovery
+                && last_sweep.elapsed() >= SWEEP_EVERY
+            {
+                last_sweep = tokio::time::Instant::now();
+                match queue.sweep(SWEEP_MIN_AGE).await {
+                    Ok(done) if done != Default::default() => tracing::warn!(?done, "sweep found stranded work"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "sweep failed; trying again next round"),
+                }
+            }
             let worker = self.worker.clone();
             let round = crate::ports::consume_once(self.inbox.as_ref(), 10, visibility, |delivery| {
                 let worker = worker.clone();

@@ -46,7 +46,7 @@ fn put_job(txn: &WriteTransaction, job: &Job, new: bool) -> Result<()> {
 }
 
 /// Writes `story` and its history record.
-fn put_moved(
+pub(super) fn put_moved(
     txn: &WriteTransaction,
     story: &Story,
     record: &crate::domain::transition::StoryStateTransition,

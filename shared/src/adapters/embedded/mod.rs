@@ -5,10 +5,12 @@ mod media;
 mod plan;
 mod providers;
 mod queue;
+mod recovery;
 mod secrets;
 mod store;
 
 pub use media::{LocalMedia, valid_key};
 pub use queue::{EmbeddedQueue, MAX_RECEIVES};
+pub use recovery::Recovered;
 pub use secrets::{LocalSecrets, load_or_create_secret};
 pub use store::EmbeddedStore;

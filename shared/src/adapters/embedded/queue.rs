@@ -29,13 +29,17 @@ pub(super) const DEAD_LETTERS: TableDefinition<'static, &'static str, &'static [
 pub const MAX_RECEIVES: u32 = 5;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
-struct Queued {
-    id: String,
-    body: String,
-    receive_count: u32,
+pub(super) struct Queued {
+    pub(super) id: String,
+    pub(super) body: String,
+    pub(super) receive_count: u32,
+    /// Received and not settled yet: hidden by its visibility timeout, not by a delay. A process
+    /// that restarts releases these at once (`recover_after_restart`).
+    #[serde(default)]
+    pub(super) in_flight: bool,
 }
 
-fn rank(priority: JobPriority) -> u8 {
+pub(super) fn rank(priority: JobPriority) -> u8 {
     match priority {
         JobPriority::High => 0,
         JobPriority::Normal => 1,
@@ -43,7 +47,7 @@ fn rank(priority: JobPriority) -> u8 {
     }
 }
 
-fn queue_key(rank: u8, visible_at_ms: u64, id: &str) -> String {
+pub(super) fn queue_key(rank: u8, visible_at_ms: u64, id: &str) -> String {
     format!("{rank}\0{visible_at_ms:020}\0{id}")
 }
 
@@ -55,7 +59,7 @@ fn parse_key(key: &str) -> Option<(u8, u64, &str)> {
 }
 
 /// `delay` after `now_ms`, in milliseconds (saturating: a huge delay is "never", not a wrap).
-fn after(now_ms: u64, delay: Duration) -> u64 {
+pub(super) fn after(now_ms: u64, delay: Duration) -> u64 {
     now_ms.saturating_add(u64::try_from(delay.as_millis()).unwrap_or(u64::MAX))
 }
 
@@ -115,6 +119,16 @@ impl EmbeddedQueue {
         u64::try_from(self.clock.now().timestamp_millis()).unwrap_or(0)
     }
 
+    /// Now on the queue's clock, in milliseconds.
+    pub(super) fn now_ms_pub(&self) -> u64 {
+        self.now_ms()
+    }
+
+    /// Now on the queue's clock.
+    pub(super) fn clock_now(&self) -> chrono::DateTime<chrono::Utc> {
+        self.clock.now()
+    }
+
     /// Bodies of the dead-lettered messages (oldest id first).
     pub async fn dead_letters(&self) -> Result<Vec<String>> {
         self.store.dead_letters().await
@@ -126,7 +140,7 @@ impl EmbeddedQueue {
         let visible = after(self.now_ms(), delay);
         self.store
             .write(move |txn| {
-                let record = Queued { id: id.clone(), body, receive_count: 0 };
+                let record = Queued { id: id.clone(), body, receive_count: 0, in_flight: false };
                 txn.open_table(QUEUE)
                     .map_err(internal)?
                     .insert(queue_key(rank(priority), visible, &id).as_str(), encode(&record)?.as_slice())
@@ -170,6 +184,7 @@ impl JobInbox for EmbeddedQueue {
                 for (old_key, rank, mut record) in taken {
                     queue.remove(old_key.as_str()).map_err(internal)?;
                     record.receive_count += 1;
+                    record.in_flight = true;
                     if record.receive_count > MAX_RECEIVES {
                         // Received too often without success: out of the way, kept for inspection.
                         dead.insert(record.id.as_str(), encode(&record)?.as_slice()).map_err(internal)?;
@@ -202,6 +217,9 @@ impl JobInbox for EmbeddedQueue {
                     return Ok(());
                 };
                 if let Handled::Failed { retry_after } = outcome {
+                    let mut record = record;
+                    // Back on the queue after its delay: no longer held by anyone.
+                    record.in_flight = false;
                     let (rank, _, id) = parse_key(&receipt).ok_or_else(|| internal("malformed receipt"))?;
                     let visible = after(now, retry_after);
                     queue
