@@ -131,6 +131,8 @@ pub async fn serve(config: &Config, addr: SocketAddr) -> Result<(), String> {
     // Media links point at the address actually bound (port 0 picks one).
     config.addr = bound;
     let local = shared::runtime::build_local(&config).await.map_err(|e| one_line(&e))?;
+    // Before the first request: a keyed retry must find its claim free, not held by the dead.
+    local.jobs.recover_after_restart().await;
     // The one line tools wait for (tests read the port from it when started with port 0).
     let place = match config.backend {
         Backend::Embedded => format!("data dir {}", config.data_dir.display()),

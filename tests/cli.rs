@@ -8,11 +8,7 @@ mod support;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use support::{Server, aivideo};
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(10)).build().unwrap()
-}
+use support::{Server, aivideo, cli_token, client};
 
 fn stdout(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_owned()
@@ -22,25 +18,16 @@ fn stderr(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stderr).trim().to_owned()
 }
 
+/// Creates a story on `server` with `token`: the status and the answer.
 async fn create_story(server: &Server, token: &str) -> (u16, Value) {
-    let reply = client()
-        .post(server.url("/api/ai-video/stories/"))
-        .bearer_auth(token)
-        .json(&json!({"title": "Durable"}))
-        .send()
-        .await
-        .unwrap();
-    (reply.status().as_u16(), reply.json().await.unwrap())
+    server.call(token, reqwest::Method::POST, "/stories/", json!({"title": "Durable"})).await
 }
 
 #[tokio::test]
 async fn a_token_from_aivideo_token_is_accepted_by_aivideo_serve() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().to_str().unwrap();
     let server = Server::start(dir.path(), &[]);
-    let out = aivideo(&["token", "--user", "alice", "--data-dir", data], &[]);
-    assert!(out.status.success(), "{}", stderr(&out));
-    let token = stdout(&out);
+    let token = cli_token(dir.path(), "alice");
     let (status, story) = create_story(&server, &token).await;
     assert_eq!(status, 201);
     assert_eq!(story["owner"], "alice");
@@ -62,9 +49,8 @@ async fn with_jwt_secret_the_server_accepts_hs256_tokens_signed_with_it() {
     let out = aivideo(&["token", "--user", "dave", "--admin"], &[("JWT_SECRET", "shared-by-the-team")]);
     assert_eq!(create_story(&server, &stdout(&out)).await.0, 201);
     // A token signed with the data dir's own secret is not accepted when JWT_SECRET rules.
-    let other = aivideo(&["token", "--user", "eve", "--data-dir", dir.path().to_str().unwrap()], &[]);
-    let reply = client().get(server.url("/api/ai-video/stories/")).bearer_auth(stdout(&other)).send().await.unwrap();
-    assert_eq!(reply.status().as_u16(), 401);
+    let other = cli_token(dir.path(), "eve");
+    assert_eq!(server.call(&other, reqwest::Method::GET, "/stories/", Value::Null).await.0, 401);
 }
 
 #[test]
@@ -124,37 +110,24 @@ fn a_data_dir_in_use_by_another_server_is_refused() {
 #[tokio::test]
 async fn a_story_acknowledged_with_201_survives_kill_9() {
     let dir = tempfile::tempdir().unwrap();
-    let token = stdout(&aivideo(&["token", "--user", "alice", "--data-dir", dir.path().to_str().unwrap()], &[]));
+    let token = cli_token(dir.path(), "alice");
     let mut server = Server::start(dir.path(), &[]);
     let (status, story) = create_story(&server, &token).await;
     assert_eq!(status, 201);
     let id = story["id"].as_str().unwrap().to_owned();
-    let moved = client()
-        .post(server.url(&format!("/api/ai-video/stories/{id}/transition/")))
-        .bearer_auth(&token)
-        .json(&json!({"to": "PLANNING"}))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(moved.status().as_u16(), 200);
+    let (status, _) = server
+        .call(&token, reqwest::Method::POST, &format!("/stories/{id}/transition/"), json!({"to": "PLANNING"}))
+        .await;
+    assert_eq!(status, 200);
     server.kill9();
 
     let server = Server::start(dir.path(), &[]);
-    let again =
-        client().get(server.url(&format!("/api/ai-video/stories/{id}/"))).bearer_auth(&token).send().await.unwrap();
-    assert_eq!(again.status().as_u16(), 200);
-    let again: Value = again.json().await.unwrap();
+    let (status, again) = server.call(&token, reqwest::Method::GET, &format!("/stories/{id}/"), Value::Null).await;
+    assert_eq!(status, 200);
     assert_eq!(again["status"], "PLANNING");
     assert_eq!(again["version"], 2);
-    let history: Value = client()
-        .get(server.url(&format!("/api/ai-video/stories/{id}/transitions/")))
-        .bearer_auth(&token)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let (_, history) =
+        server.call(&token, reqwest::Method::GET, &format!("/stories/{id}/transitions/"), Value::Null).await;
     assert_eq!(history["results"].as_array().unwrap().len(), 1);
 }
 

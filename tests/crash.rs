@@ -9,67 +9,28 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use axum::http::StatusCode;
 use serde_json::{Value, json};
-use shared::ports::{Handled, JobStore, consume_once};
-use support::{Server, TestApp, aivideo};
+use shared::ports::{Handled, JobStore};
+use support::{API, Server, TestApp, cli_token, client, planned_story, previewing_story};
 
-const API: &str = "/api/ai-video";
-
-fn client() -> reqwest::Client {
-    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
-}
-
-async fn call(server: &Server, token: &str, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
-    let response = client()
-        .request(method, server.url(&format!("{API}{path}")))
-        .bearer_auth(token)
-        .json(&body)
-        .send()
-        .await
-        .unwrap();
-    let status = response.status().as_u16();
-    (status, response.json().await.unwrap_or(Value::Null))
-}
-
-/// A PLANNED story of three short scenes on `server`.
-async fn planned_story(server: &Server, token: &str) -> String {
-    let (status, story) = call(
-        server,
-        token,
-        reqwest::Method::POST,
-        "/stories/",
-        json!({"title": "Crash", "duration_seconds": 6, "fps": 12, "resolution": "256x144"}),
-    )
-    .await;
-    assert_eq!(status, 201, "{story}");
-    let id = story["id"].as_str().unwrap().to_owned();
-    let (status, body) =
-        call(server, token, reqwest::Method::POST, &format!("/stories/{id}/scenes/bulk/"), json!({"scene_count": 3}))
-            .await;
-    assert_eq!(status, 201, "{body}");
-    let (status, body) =
-        call(server, token, reqwest::Method::POST, &format!("/stories/{id}/transition/"), json!({"to": "PLANNED"}))
-            .await;
-    assert_eq!(status, 200, "{body}");
-    id
+/// The story the server tests render: 6 s, 12 fps, 256x144.
+fn crash_story() -> Value {
+    json!({"title": "Crash", "duration_seconds": 6, "fps": 12, "resolution": "256x144"})
 }
 
 #[tokio::test]
 async fn a_render_killed_mid_way_is_ready_within_60_s_of_the_restart_and_done_once() {
     let dir = tempfile::tempdir().unwrap();
-    let data = dir.path().to_str().unwrap().to_owned();
-    let token = String::from_utf8(aivideo(&["token", "--user", "alice", "--data-dir", &data], &[]).stdout).unwrap();
-    let token = token.trim().to_owned();
+    let token = cli_token(dir.path(), "alice");
     // Polls come quickly, so the render is mid-way when the process dies.
     let env = [("AIVIDEO_PROVIDER_POLL_MS", "200")];
     let mut server = Server::start(dir.path(), &env);
-    let id = planned_story(&server, &token).await;
+    let id = planned_story(&server, &token, crash_story(), 3).await;
     let (status, body) =
-        call(&server, &token, reqwest::Method::POST, &format!("/stories/{id}/generate_preview/"), json!({})).await;
+        server.call(&token, reqwest::Method::POST, &format!("/stories/{id}/generate_preview/"), json!({})).await;
     assert_eq!(status, 202, "{body}");
     tokio::time::sleep(Duration::from_millis(250)).await;
-    let (_, before) = call(&server, &token, reqwest::Method::GET, &format!("/stories/{id}/jobs/"), Value::Null).await;
+    let (_, before) = server.call(&token, reqwest::Method::GET, &format!("/stories/{id}/jobs/"), Value::Null).await;
     server.kill9();
     let unfinished =
         before["results"].as_array().map_or(0, |jobs| jobs.iter().filter(|j| j["status"] != "succeeded").count());
@@ -79,7 +40,7 @@ async fn a_render_killed_mid_way_is_ready_within_60_s_of_the_restart_and_done_on
     let server = Server::start(dir.path(), &env);
     let restarted = Instant::now();
     let story = loop {
-        let (_, story) = call(&server, &token, reqwest::Method::GET, &format!("/stories/{id}/"), Value::Null).await;
+        let (_, story) = server.call(&token, reqwest::Method::GET, &format!("/stories/{id}/"), Value::Null).await;
         if story["status"] != "PREVIEWING" {
             break story;
         }
@@ -89,9 +50,9 @@ async fn a_render_killed_mid_way_is_ready_within_60_s_of_the_restart_and_done_on
     assert_eq!(story["status"], "PREVIEW_READY", "{story}");
     eprintln!("PREVIEW_READY {:?} after the restart", restarted.elapsed());
     // Exactly once: one move per status, one clip per scene job, every scene job succeeded once.
-    let (_, history) =
-        call(&server, &token, reqwest::Method::GET, &format!("/stories/{id}/transitions/?page_size=100"), Value::Null)
-            .await;
+    let (_, history) = server
+        .call(&token, reqwest::Method::GET, &format!("/stories/{id}/transitions/?page_size=100"), Value::Null)
+        .await;
     let moves: Vec<(String, String)> = history["results"]
         .as_array()
         .unwrap()
@@ -102,7 +63,7 @@ async fn a_render_killed_mid_way_is_ready_within_60_s_of_the_restart_and_done_on
     let previewing = moves.iter().filter(|(_, to)| to == "PREVIEWING").count();
     assert_eq!((previewing, ready), (1, 1), "{history}");
     let (_, jobs) =
-        call(&server, &token, reqwest::Method::GET, &format!("/stories/{id}/jobs/?page_size=100"), Value::Null).await;
+        server.call(&token, reqwest::Method::GET, &format!("/stories/{id}/jobs/?page_size=100"), Value::Null).await;
     let jobs = jobs["results"].as_array().unwrap().clone();
     assert_eq!(jobs.len(), 4, "three scene jobs and the compose job");
     assert!(jobs.iter().all(|j| j["status"] == "succeeded"), "{jobs:?}");
@@ -116,14 +77,8 @@ async fn work_committed_without_its_message_is_sent_by_the_sweep() {
         c.worker.poll_ms = 50;
     })
     .await;
-    let id = app
-        .create_story("alice", json!({"title": "Lost", "duration_seconds": 6, "fps": 12, "resolution": "128x128"}))
-        .await;
-    let bulk = app.post(&format!("{API}/stories/{id}/scenes/bulk/"), "alice", json!({"scene_count": 3})).await;
-    assert_eq!(bulk.status, StatusCode::CREATED, "{}", bulk.body);
-    assert_eq!(app.transition(&id, "alice", "PLANNED").await.status, StatusCode::OK);
-    let started = app.post(&format!("{API}/stories/{id}/generate_preview/"), "alice", json!({})).await;
-    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+    let story = json!({"title": "Lost", "duration_seconds": 6, "fps": 12, "resolution": "128x128"});
+    let id = previewing_story(&app, "alice", story, 3).await;
     // The messages go missing (as if the process died between the commit and the send).
     let lost = app.inbox.receive_batch(10, Duration::from_secs(600)).await.unwrap();
     assert_eq!(lost.len(), 3);
@@ -136,35 +91,14 @@ async fn work_committed_without_its_message_is_sent_by_the_sweep() {
     assert_eq!(swept.jobs_resent, 3, "{swept:?}");
     assert_eq!(recovery.sweep(Duration::ZERO).await.unwrap().jobs_resent, 0, "a second sweep sends nothing more");
     // The worker, as `aivideo serve` runs it, finishes the render from the resent messages.
-    let started = Instant::now();
-    loop {
-        let worker = app.worker.clone();
-        consume_once(app.inbox.as_ref(), 10, Duration::from_secs(2), |d| {
-            let worker = worker.clone();
-            async move { worker.handle(&d).await }
-        })
-        .await
-        .unwrap();
-        let story = app.get(&format!("{API}/stories/{id}/"), "alice").await.body;
-        if story["status"] == "PREVIEW_READY" {
-            break;
-        }
-        assert_eq!(story["status"], "PREVIEWING", "{}", story["failure_reason"]);
-        assert!(started.elapsed() < Duration::from_secs(60), "the render did not finish");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    app.work_until(&app.worker, 1, &id, "PREVIEW_READY").await;
 }
 
 #[tokio::test]
 async fn a_story_left_rendering_with_its_render_finished_is_failed_by_the_sweep_with_a_reason() {
     let app = TestApp::new().await;
-    let id = app
-        .create_story("alice", json!({"title": "Stuck", "duration_seconds": 6, "fps": 12, "resolution": "128x128"}))
-        .await;
-    app.post(&format!("{API}/stories/{id}/scenes/bulk/"), "alice", json!({"scene_count": 3})).await;
-    assert_eq!(app.transition(&id, "alice", "PLANNED").await.status, StatusCode::OK);
-    let started = app.post(&format!("{API}/stories/{id}/generate_preview/"), "alice", json!({})).await;
-    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+    let story = json!({"title": "Stuck", "duration_seconds": 6, "fps": 12, "resolution": "128x128"});
+    let id = previewing_story(&app, "alice", story, 3).await;
     // Every job of the render ends without the story moving (what no code path should do: the
     // sweep is the net under it).
     let recovery = app.recovery.clone().expect("the embedded backend sweeps");
@@ -178,4 +112,210 @@ async fn a_story_left_rendering_with_its_render_finished_is_failed_by_the_sweep_
     assert_eq!(story["status"], "FAILED");
     assert!(story["failure_reason"].as_str().unwrap().contains("The render stopped without finishing"), "{story}");
     assert_eq!(recovery.sweep(Duration::ZERO).await.unwrap().stories_failed, 0, "once");
+}
+
+/// What a client learnt of one keyed create before the server died.
+#[derive(Debug, Clone)]
+enum Outcome {
+    /// 201 with this id.
+    Acknowledged(String),
+    /// No answer (the connection died with the server).
+    Unanswered,
+}
+
+async fn keyed_create(server_base: &str, token: &str, key: &str) -> Option<(u16, Value, bool)> {
+    let response = client()
+        .post(format!("{server_base}{API}/stories/"))
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .json(&json!({"title": key}))
+        .send()
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    let replayed = response.headers().get("idempotent-replayed").is_some();
+    Some((status, response.json().await.ok()?, replayed))
+}
+
+/// ≥ 20 rounds of: clients create stories with `Idempotency-Key`s, the server is killed with
+/// `kill -9` at a random moment, restarted, and every request that got no answer is retried with
+/// its key. Nothing acknowledged is lost, no key makes two stories, every retry answers 201.
+#[tokio::test]
+async fn keyed_creates_survive_kill_9_at_random_moments_without_duplicates() {
+    let rounds: usize = std::env::var("AIVIDEO_CRASH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(20);
+    let dir = tempfile::tempdir().unwrap();
+    let token = cli_token(dir.path(), "alice");
+    let mut outcomes: std::collections::BTreeMap<String, Outcome> = std::collections::BTreeMap::new();
+    let mut unanswered_total = 0;
+    for round in 0..rounds {
+        let mut server = Server::start(dir.path(), &[]);
+        // Retries first: every key that got no answer before the last crash.
+        let pending: Vec<String> =
+            outcomes.iter().filter(|(_, o)| matches!(o, Outcome::Unanswered)).map(|(k, _)| k.clone()).collect();
+        for key in pending {
+            let (status, body, _) =
+                keyed_create(&server.base, &token, &key).await.expect("the restarted server answers");
+            assert_eq!(status, 201, "retry of {key} after a restart: {body}");
+            outcomes.insert(key, Outcome::Acknowledged(body["id"].as_str().unwrap().to_owned()));
+        }
+        // Six clients create until the crash.
+        let mut clients = Vec::new();
+        for client_no in 0..6 {
+            let (base, token) = (server.base.clone(), token.clone());
+            clients.push(tokio::spawn(async move {
+                let mut seen = Vec::new();
+                for n in 0.. {
+                    let key = format!("r{round:02}-c{client_no}-{n:04}");
+                    match keyed_create(&base, &token, &key).await {
+                        Some((201, body, _)) => {
+                            seen.push((key, Outcome::Acknowledged(body["id"].as_str().unwrap().to_owned())))
+                        }
+                        Some((status, body, _)) => panic!("{key}: {status} {body}"),
+                        None => {
+                            seen.push((key, Outcome::Unanswered));
+                            break;
+                        }
+                    }
+                }
+                seen
+            }));
+        }
+        let wait = 20 + (ulid::Ulid::new().random() % 180) as u64;
+        tokio::time::sleep(Duration::from_millis(wait)).await;
+        server.kill9();
+        for client in clients {
+            for (key, outcome) in client.await.unwrap() {
+                if matches!(outcome, Outcome::Unanswered) {
+                    unanswered_total += 1;
+                }
+                outcomes.insert(key, outcome);
+            }
+        }
+    }
+    // The last retries, and a replay of some acknowledged keys: the same story each time.
+    let server = Server::start(dir.path(), &[]);
+    for (key, outcome) in outcomes.clone() {
+        let (status, body, replayed) = keyed_create(&server.base, &token, &key).await.unwrap();
+        assert_eq!(status, 201, "{key}: {body}");
+        match outcome {
+            Outcome::Acknowledged(id) => {
+                assert_eq!(body["id"].as_str().unwrap(), id, "{key} answered another story");
+                assert!(replayed, "{key}: an acknowledged key replays");
+            }
+            Outcome::Unanswered => {
+                outcomes.insert(key, Outcome::Acknowledged(body["id"].as_str().unwrap().to_owned()));
+            }
+        }
+    }
+    // Every key made exactly one story, and every acknowledged story is there.
+    let mut titles: std::collections::BTreeMap<String, Vec<String>> = std::collections::BTreeMap::new();
+    let mut url = Some(format!("{}{API}/stories/?page_size=100", server.base));
+    while let Some(next) = url {
+        let page: Value = client().get(&next).bearer_auth(&token).send().await.unwrap().json().await.unwrap();
+        for story in page["results"].as_array().unwrap() {
+            titles
+                .entry(story["title"].as_str().unwrap().to_owned())
+                .or_default()
+                .push(story["id"].as_str().unwrap().to_owned());
+        }
+        url = page["next"].as_str().map(str::to_owned);
+    }
+    let duplicates: Vec<_> = titles.iter().filter(|(_, ids)| ids.len() > 1).collect();
+    assert!(duplicates.is_empty(), "keys that made two stories: {duplicates:?}");
+    for (key, outcome) in &outcomes {
+        let Outcome::Acknowledged(id) = outcome else { unreachable!() };
+        assert_eq!(titles.get(key), Some(&vec![id.clone()]), "{key}: acknowledged story missing or another one");
+    }
+    eprintln!(
+        "{rounds} rounds, {} keyed creates, {unanswered_total} left unanswered by a crash and retried, 0 duplicates",
+        outcomes.len()
+    );
+}
+
+/// Waits for the server to die at its crash point.
+async fn crashed(server: &mut Server) {
+    let started = Instant::now();
+    while server.child.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(60), "the crash point was never reached");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+#[tokio::test]
+async fn a_keyed_create_crashed_after_its_effect_replays_it_on_retry_never_a_second_story() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = cli_token(dir.path(), "alice");
+    let mut server = Server::start(dir.path(), &[("AIVIDEO_CRASH_AT", "idempotency.before_answer_kept")]);
+    assert!(keyed_create(&server.base, &token, "once-only").await.is_none(), "the process died before answering");
+    crashed(&mut server).await;
+    let server = Server::start(dir.path(), &[]);
+    let (status, first, _) = keyed_create(&server.base, &token, "once-only").await.unwrap();
+    assert_eq!(status, 201, "{first}");
+    let (status, again, replayed) = keyed_create(&server.base, &token, "once-only").await.unwrap();
+    assert_eq!((status, replayed), (201, true));
+    assert_eq!(again["id"], first["id"]);
+    let list: Value = client()
+        .get(format!("{}{API}/stories/?page_size=100", server.base))
+        .bearer_auth(&token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["results"].as_array().unwrap().len(), 1, "one story for one key: {list}");
+}
+
+/// The render's crash points, each crashed for real: after the restart the render reaches
+/// PREVIEW_READY within 60 s, exactly once (one move per status, one clip per scene job).
+#[tokio::test]
+async fn every_crash_point_of_a_render_resumes_and_finishes_once() {
+    for point in [
+        "render.before_enqueue",
+        "worker.after_claim",
+        "worker.after_task_recorded",
+        "worker.after_clip_stored",
+        "worker.after_fan_in",
+        "worker.after_composed_stored",
+        "worker.after_story_moved",
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let token = cli_token(dir.path(), "alice");
+        let mut server = Server::start(dir.path(), &[("AIVIDEO_PROVIDER_POLL_MS", "200"), ("AIVIDEO_CRASH_AT", point)]);
+        let id = planned_story(&server, &token, crash_story(), 3).await;
+        // The answer may never come (the crash can be inside this request).
+        let _ = client()
+            .post(server.url(&format!("{API}/stories/{id}/generate_preview/")))
+            .bearer_auth(&token)
+            .json(&json!({}))
+            .send()
+            .await;
+        crashed(&mut server).await;
+        let server = Server::start(dir.path(), &[("AIVIDEO_PROVIDER_POLL_MS", "200")]);
+        let restarted = Instant::now();
+        let story = loop {
+            let (_, story) = server.call(&token, reqwest::Method::GET, &format!("/stories/{id}/"), Value::Null).await;
+            if story["status"] != "PREVIEWING" {
+                break story;
+            }
+            assert!(restarted.elapsed() < Duration::from_secs(60), "{point}: still PREVIEWING 60 s after the restart");
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        };
+        assert_eq!(story["status"], "PREVIEW_READY", "{point}: {story}");
+        let (_, history) = server
+            .call(&token, reqwest::Method::GET, &format!("/stories/{id}/transitions/?page_size=100"), Value::Null)
+            .await;
+        let to: Vec<&str> = history["results"].as_array().unwrap().iter().map(|t| t["to"].as_str().unwrap()).collect();
+        assert_eq!(to, ["PLANNING", "PLANNED", "PREVIEWING", "PREVIEW_READY"], "{point}: one move per status");
+        let (_, jobs) =
+            server.call(&token, reqwest::Method::GET, &format!("/stories/{id}/jobs/?page_size=100"), Value::Null).await;
+        let jobs = jobs["results"].as_array().unwrap().clone();
+        assert_eq!(jobs.len(), 4, "{point}");
+        assert!(jobs.iter().all(|j| j["status"] == "succeeded"), "{point}: {jobs:?}");
+        let clips = std::fs::read_dir(dir.path().join("media/clips").join(&id)).unwrap().count();
+        assert_eq!(clips, 3, "{point}: one media object per clip");
+        let previews = std::fs::read_dir(dir.path().join("media/previews").join(&id)).unwrap().count();
+        assert_eq!(previews, 1, "{point}: one composed preview");
+        eprintln!("{point}: PREVIEW_READY {:?} after the restart", restarted.elapsed());
+    }
 }

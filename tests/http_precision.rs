@@ -8,10 +8,8 @@ mod support;
 use axum::body::Body;
 use axum::http::{Method, Request, StatusCode};
 use serde_json::json;
-use support::{Reply, SECRET, TestApp, token};
+use support::{API, Reply, SECRET, TestApp, token};
 use tower::ServiceExt;
-
-const API: &str = "/api/ai-video";
 
 #[tokio::test]
 async fn if_match_takes_any_entity_tag_list_and_only_garbage_is_400() {

@@ -8,9 +8,7 @@ mod support;
 
 use axum::http::StatusCode;
 use serde_json::{Value, json};
-use support::TestApp;
-
-const API: &str = "/api/ai-video";
+use support::{API, TestApp};
 
 /// Follows `next` links from `first` to the end; the ids of every page, in order.
 async fn walk(app: &TestApp, user: &str, first: &str) -> Vec<String> {
@@ -20,7 +18,7 @@ async fn walk(app: &TestApp, user: &str, first: &str) -> Vec<String> {
     while let Some(path) = url {
         let reply = app.get(&path, user).await;
         assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.body);
-        ids.extend(reply.body["results"].as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_owned()));
+        ids.extend(support::ids(&reply.body["results"]));
         url = reply.body["next"].as_str().map(|next| next.trim_start_matches("http://testserver").to_owned());
         pages += 1;
         assert!(pages < 50, "paging does not end");

@@ -9,14 +9,9 @@
 
 mod support;
 
-use std::time::{Duration, Instant};
-
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
-use shared::ports::consume_once;
-use support::{Reply, TestApp};
-
-const API: &str = "/api/ai-video";
+use support::{API, Reply, TestApp};
 
 struct Contract {
     document: Value,
@@ -71,38 +66,9 @@ impl Contract {
     }
 }
 
-async fn app() -> TestApp {
-    TestApp::with(&[], |c| {
-        c.worker.poll_ms = 100;
-        c.worker.lease_seconds = 3;
-    })
-    .await
-}
-
-/// Runs the worker over the queue until the story is `status`.
-async fn work_until(app: &TestApp, story: &str, status: &str) {
-    let started = Instant::now();
-    loop {
-        let worker = app.worker.clone();
-        consume_once(app.inbox.as_ref(), 10, Duration::from_secs(2), |d| {
-            let worker = worker.clone();
-            async move { worker.handle(&d).await }
-        })
-        .await
-        .unwrap();
-        let current = app.get(&format!("{API}/stories/{story}/"), "alice").await.body;
-        if current["status"] == status {
-            return;
-        }
-        assert_ne!(current["status"], "FAILED", "{}", current["failure_reason"]);
-        assert!(started.elapsed() < Duration::from_secs(90), "still {} after 90 s", current["status"]);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
 #[tokio::test]
 async fn a_story_from_creation_to_preview_answers_as_the_document_says() {
-    let app = app().await;
+    let app = TestApp::with_quick_worker().await;
     let c = Contract::fetch(&app).await;
     let send = |method: Method, path: String, user: Option<&'static str>, body: Option<Value>| {
         let app = &app;
@@ -199,7 +165,7 @@ async fn a_story_from_creation_to_preview_answers_as_the_document_says() {
     let preview = app.post(&format!("{API}/stories/{id}/generate_preview/"), "alice", json!({"quality": "low"})).await;
     let accepted = c.check("POST", "/stories/{id}/generate_preview/", &preview);
     let job = accepted["jobs"][0]["id"].as_str().unwrap().to_owned();
-    work_until(&app, &id, "PREVIEW_READY").await;
+    app.work_until(&app.worker, 1, &id, "PREVIEW_READY").await;
     let story = c.check("GET", "/stories/{id}/", &app.get(&format!("{API}/stories/{id}/"), "alice").await);
     assert!(story["preview"]["url"].is_string(), "the preview has a link: {story}");
     let jobs = c.check("GET", "/jobs/", &app.get(&format!("{API}/jobs/?story={id}&status=succeeded"), "alice").await);

@@ -7,31 +7,14 @@ mod support;
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::TestApp;
-
-const API: &str = "/api/ai-video";
-
-async fn planned_story(app: &TestApp, user: &str, body: Value) -> (String, Value) {
-    let id = app.create_story(user, body).await;
-    let bulk = app.post(&format!("{API}/stories/{id}/scenes/bulk/"), user, json!({})).await;
-    assert_eq!(bulk.status, StatusCode::CREATED, "{}", bulk.body);
-    (id, bulk.body)
-}
-
-fn ids(list: &Value) -> Vec<String> {
-    list.as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_owned()).collect()
-}
+use support::{API, TestApp, ids, planning_story};
 
 async fn scenes_of(app: &TestApp, user: &str, story: &str) -> Vec<Value> {
-    let reply = app.get(&format!("{API}/scenes/?story={story}&page_size=100"), user).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    reply.body["results"].as_array().unwrap().clone()
+    app.results(&format!("{API}/scenes/?story={story}&page_size=100"), user).await
 }
 
 async fn prompts_of(app: &TestApp, user: &str, query: &str) -> Vec<Value> {
-    let reply = app.get(&format!("{API}/prompts/?{query}&page_size=100"), user).await;
-    assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
-    reply.body["results"].as_array().unwrap().clone()
+    app.results(&format!("{API}/prompts/?{query}&page_size=100"), user).await
 }
 
 fn frames(scenes: &[Value], fps: f64) -> i64 {
@@ -41,7 +24,8 @@ fn frames(scenes: &[Value], fps: f64) -> i64 {
 #[tokio::test]
 async fn bulk_makes_twelve_scenes_with_selected_video_prompts_and_moves_to_planning_in_one_write() {
     let app = TestApp::new().await;
-    let (id, body) = planned_story(&app, "alice", json!({"title": "Fox", "duration_seconds": 30, "fps": 24})).await;
+    let (id, body) =
+        planning_story(&app, "alice", json!({"title": "Fox", "duration_seconds": 30, "fps": 24}), json!({})).await;
     assert_eq!(body["story"]["status"], "PLANNING");
     assert_eq!(body["story"]["version"], 2);
     let scenes = body["scenes"].as_array().unwrap();
@@ -75,7 +59,7 @@ async fn bulk_makes_twelve_scenes_with_selected_video_prompts_and_moves_to_plann
 #[tokio::test]
 async fn bulk_refuses_existing_scenes_unless_replace_is_sent() {
     let app = TestApp::new().await;
-    let (id, first) = planned_story(&app, "alice", json!({"title": "Fox", "duration_seconds": 10})).await;
+    let (id, first) = planning_story(&app, "alice", json!({"title": "Fox", "duration_seconds": 10}), json!({})).await;
     let again = app.post(&format!("{API}/stories/{id}/scenes/bulk/"), "alice", json!({})).await;
     assert_eq!(again.status, StatusCode::CONFLICT);
     assert!(again.body["detail"].as_str().unwrap().contains("replace"));
@@ -126,7 +110,8 @@ async fn a_failed_bulk_writes_nothing() {
 #[tokio::test]
 async fn planned_needs_durations_that_sum_and_a_selected_video_prompt_on_every_scene() {
     let app = TestApp::new().await;
-    let (id, body) = planned_story(&app, "alice", json!({"title": "Fox", "duration_seconds": 12, "fps": 24})).await;
+    let (id, body) =
+        planning_story(&app, "alice", json!({"title": "Fox", "duration_seconds": 12, "fps": 24}), json!({})).await;
     let scene = body["scenes"][3].clone();
     let prompt = scene["prompts"][0]["id"].as_str().unwrap().to_owned();
     // Remove scene 3's selected video prompt: PLANNED names what is missing.
@@ -150,12 +135,9 @@ async fn planned_needs_durations_that_sum_and_a_selected_video_prompt_on_every_s
 #[tokio::test]
 async fn generate_prompts_adds_selected_template_prompts_and_keeps_the_old_ones() {
     let app = TestApp::new().await;
-    let (id, bulk) = planned_story(
-        &app,
-        "alice",
-        json!({"title": "Fox", "description": "A fox in snow", "style_preset": "anime", "duration_seconds": 10}),
-    )
-    .await;
+    let story =
+        json!({"title": "Fox", "description": "A fox in snow", "style_preset": "anime", "duration_seconds": 10});
+    let (id, bulk) = planning_story(&app, "alice", story, json!({})).await;
     let reply = app.post(&format!("{API}/stories/{id}/generate-prompts/"), "alice", json!({})).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     assert_eq!(reply.body["writer"], "template");
@@ -191,7 +173,7 @@ async fn generate_prompts_needs_scenes_and_refuses_the_llm_when_none_is_configur
     let id = app.create_story("alice", json!({"title": "Empty"})).await;
     let reply = app.post(&format!("{API}/stories/{id}/generate-prompts/"), "alice", json!({})).await;
     assert_eq!(reply.status, StatusCode::CONFLICT);
-    let (id, _) = planned_story(&app, "alice", json!({"title": "Fox"})).await;
+    let (id, _) = planning_story(&app, "alice", json!({"title": "Fox"}), json!({})).await;
     let llm = app.post(&format!("{API}/stories/{id}/generate-prompts/"), "alice", json!({"writer": "llm"})).await;
     assert_eq!(llm.status, StatusCode::BAD_REQUEST);
     assert!(llm.body.get("writer").is_some());
@@ -253,7 +235,8 @@ async fn scenes_are_created_inserted_and_listed_in_order_with_derived_start_time
 #[tokio::test]
 async fn reorder_renumbers_every_scene_and_recomputes_start_times() {
     let app = TestApp::new().await;
-    let (story, bulk) = planned_story(&app, "alice", json!({"title": "Fox", "duration_seconds": 12, "fps": 24})).await;
+    let (story, bulk) =
+        planning_story(&app, "alice", json!({"title": "Fox", "duration_seconds": 12, "fps": 24}), json!({})).await;
     let last = bulk["scenes"][11]["id"].as_str().unwrap().to_owned();
     let moved = app.post(&format!("{API}/scenes/{last}/reorder/"), "alice", json!({"order": 0})).await;
     assert_eq!(moved.status, StatusCode::OK, "{}", moved.body);
@@ -276,7 +259,7 @@ async fn reorder_renumbers_every_scene_and_recomputes_start_times() {
 #[tokio::test]
 async fn deleting_a_scene_closes_the_gap_and_removes_its_prompts() {
     let app = TestApp::new().await;
-    let (story, bulk) = planned_story(&app, "alice", json!({"title": "Fox", "duration_seconds": 12})).await;
+    let (story, bulk) = planning_story(&app, "alice", json!({"title": "Fox", "duration_seconds": 12}), json!({})).await;
     let victim = bulk["scenes"][4].clone();
     let vid = victim["id"].as_str().unwrap();
     assert_eq!(
@@ -293,7 +276,8 @@ async fn deleting_a_scene_closes_the_gap_and_removes_its_prompts() {
 #[tokio::test]
 async fn scene_edits_validate_and_cannot_move_story_or_order() {
     let app = TestApp::new().await;
-    let (_, bulk) = planned_story(&app, "alice", json!({"title": "Fox", "duration_seconds": 12, "fps": 24})).await;
+    let (_, bulk) =
+        planning_story(&app, "alice", json!({"title": "Fox", "duration_seconds": 12, "fps": 24}), json!({})).await;
     let other = app.create_story("alice", json!({"title": "Other"})).await;
     let scene = bulk["scenes"][2].clone();
     let sid = scene["id"].as_str().unwrap();
@@ -380,7 +364,7 @@ async fn bulk_create_is_all_or_nothing_and_names_the_bad_item() {
 #[tokio::test]
 async fn select_switches_the_one_selected_prompt_of_a_scene_and_type() {
     let app = TestApp::new().await;
-    let (_, bulk) = planned_story(&app, "alice", json!({"title": "Fox"})).await;
+    let (_, bulk) = planning_story(&app, "alice", json!({"title": "Fox"}), json!({})).await;
     let scene = bulk["scenes"][0]["id"].as_str().unwrap().to_owned();
     let original = bulk["scenes"][0]["prompts"][0]["id"].as_str().unwrap().to_owned();
     let second = app
@@ -412,7 +396,7 @@ async fn select_switches_the_one_selected_prompt_of_a_scene_and_type() {
 #[tokio::test]
 async fn prompt_edits_validate_and_cannot_change_scene_or_type() {
     let app = TestApp::new().await;
-    let (_, bulk) = planned_story(&app, "alice", json!({"title": "Fox"})).await;
+    let (_, bulk) = planning_story(&app, "alice", json!({"title": "Fox"}), json!({})).await;
     let prompt = bulk["scenes"][0]["prompts"][0].clone();
     let path = format!("{API}/prompts/{}/", prompt["id"].as_str().unwrap());
     let ok =
@@ -444,7 +428,7 @@ async fn prompt_edits_validate_and_cannot_change_scene_or_type() {
 #[tokio::test]
 async fn another_users_scenes_and_prompts_are_not_found_anywhere() {
     let app = TestApp::new().await;
-    let (story, bulk) = planned_story(&app, "alice", json!({"title": "Mine"})).await;
+    let (story, bulk) = planning_story(&app, "alice", json!({"title": "Mine"}), json!({})).await;
     let scene = bulk["scenes"][0]["id"].as_str().unwrap().to_owned();
     let prompt = bulk["scenes"][0]["prompts"][0]["id"].as_str().unwrap().to_owned();
     let routes: Vec<(Method, String, Option<&str>)> = vec![
@@ -479,7 +463,7 @@ async fn another_users_scenes_and_prompts_are_not_found_anywhere() {
 #[tokio::test]
 async fn a_locked_story_refuses_every_scene_and_prompt_write() {
     let app = TestApp::new().await;
-    let (story, bulk) = planned_story(&app, "alice", json!({"title": "Locked"})).await;
+    let (story, bulk) = planning_story(&app, "alice", json!({"title": "Locked"}), json!({})).await;
     let scene = bulk["scenes"][1]["id"].as_str().unwrap().to_owned();
     let prompt = bulk["scenes"][1]["prompts"][0]["id"].as_str().unwrap().to_owned();
     assert_eq!(app.post(&format!("{API}/stories/{story}/lock/"), "alice", json!({})).await.status, StatusCode::OK);
@@ -516,7 +500,7 @@ async fn a_locked_story_refuses_every_scene_and_prompt_write() {
 #[tokio::test]
 async fn planning_routes_survive_every_ugly_body() {
     let app = TestApp::new().await;
-    let (story, bulk) = planned_story(&app, "alice", json!({"title": "Ugly"})).await;
+    let (story, bulk) = planning_story(&app, "alice", json!({"title": "Ugly"}), json!({})).await;
     let scene = bulk["scenes"][0]["id"].as_str().unwrap().to_owned();
     let prompt = bulk["scenes"][0]["prompts"][0]["id"].as_str().unwrap().to_owned();
     let paths = [
@@ -554,8 +538,13 @@ async fn planning_routes_survive_every_ugly_body() {
 #[tokio::test]
 async fn the_cost_estimate_prices_the_story_with_its_provider_per_quality() {
     let app = TestApp::new().await;
-    let (id, _) =
-        planned_story(&app, "alice", json!({"title": "Ad", "duration_seconds": 30, "ai_provider": "runway"})).await;
+    let (id, _) = planning_story(
+        &app,
+        "alice",
+        json!({"title": "Ad", "duration_seconds": 30, "ai_provider": "runway"}),
+        json!({}),
+    )
+    .await;
     let reply = app.get(&format!("{API}/stories/{id}/cost_estimate/"), "alice").await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
     let body = &reply.body;

@@ -17,11 +17,9 @@ use provider_fakes::{API_KEY, Fake, Provider, Script};
 use serde_json::{Value, json};
 use shared::adapters::providers::{ProviderSettings, RunwayProvider, WirePolicy};
 use shared::domain::values::AiProvider;
-use shared::ports::{SecretSource, consume_once};
-use shared::services::Worker;
-use support::TestApp;
+use shared::ports::SecretSource;
+use support::{API, TestApp, planned_story, previewing_story};
 
-const API: &str = "/api/ai-video";
 const ALL: [Provider; 6] =
     [Provider::Runway, Provider::Luma, Provider::Veo, Provider::Replicate, Provider::Fal, Provider::Stability];
 
@@ -59,44 +57,20 @@ async fn app_for(provider: Provider, fake: &Fake, with_key: bool) -> TestApp {
     app
 }
 
-/// A PLANNED 5 s, 12 fps, 256x144 story on `provider` with `scenes` scenes.
-async fn planned_story(app: &TestApp, provider: AiProvider, scenes: u32) -> String {
-    let body = json!({"title": "Harbour", "duration_seconds": 5, "fps": 12, "resolution": "256x144",
-                      "ai_provider": provider});
-    let id = app.create_story("alice", body).await;
-    let bulk = app.post(&format!("{API}/stories/{id}/scenes/bulk/"), "alice", json!({"scene_count": scenes})).await;
-    assert_eq!(bulk.status, StatusCode::CREATED, "{}", bulk.body);
-    assert_eq!(app.transition(&id, "alice", "PLANNED").await.status, StatusCode::OK);
-    id
+/// A 5 s, 12 fps, 256x144 story on `provider`.
+fn harbour(provider: AiProvider) -> Value {
+    json!({"title": "Harbour", "duration_seconds": 5, "fps": 12, "resolution": "256x144", "ai_provider": provider})
 }
 
-/// Runs the app's worker over its queue until the story leaves PREVIEWING (two minutes at most).
-async fn work(app: &TestApp, story: &str) -> Value {
-    work_with(app, app.worker.as_ref(), story).await
-}
-
-/// Runs `worker` over the app's queue until the story leaves PREVIEWING (two minutes at most).
-async fn work_with(app: &TestApp, worker: &Worker, story: &str) -> Value {
-    let started = Instant::now();
-    loop {
-        consume_once(app.inbox.as_ref(), 10, Duration::from_secs(5), |d| {
-            let worker = worker.clone();
-            async move { worker.handle(&d).await }
-        })
-        .await
-        .unwrap();
-        let current = app.get(&format!("{API}/stories/{story}/"), "alice").await.body;
-        if current["status"] != "PREVIEWING" {
-            return current;
-        }
-        assert!(started.elapsed() < Duration::from_secs(120), "still rendering after 2 minutes");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn jobs_of(app: &TestApp, story: &str) -> Vec<Value> {
-    let reply = app.get(&format!("{API}/stories/{story}/jobs/?page_size=100"), "alice").await;
-    reply.body["results"].as_array().unwrap().clone()
+/// A fake `provider` following `script`, an app whose client talks to it (with its key), and a
+/// three-scene story on it whose preview is run until it leaves PREVIEWING: the fake, the app,
+/// the story's id and the story then.
+async fn preview_through(provider: Provider, script: Script) -> (Fake, TestApp, String, Value) {
+    let fake = Fake::start(provider, script).await;
+    let app = app_for(provider, &fake, true).await;
+    let story = previewing_story(&app, "alice", harbour(names(provider).0), 3).await;
+    let done = app.work_while(&app.worker, &story, "PREVIEWING").await;
+    (fake, app, story, done)
 }
 
 /// The JSON (or form) a fake was sent when a task was created.
@@ -112,20 +86,15 @@ fn submitted_bodies(fake: &Fake) -> Vec<String> {
 async fn a_preview_renders_through_each_provider() {
     let runs = ALL.map(|provider| {
         tokio::spawn(async move {
-            let fake = Fake::start(provider, Script::Succeed).await;
-            let app = app_for(provider, &fake, true).await;
+            let (fake, app, story, done) = preview_through(provider, Script::Succeed).await;
             let (name, _) = names(provider);
-            let story = planned_story(&app, name, 3).await;
-            let started = app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await;
-            assert_eq!(started.status, StatusCode::ACCEPTED, "{provider:?}: {}", started.body);
-            let done = work(&app, &story).await;
             assert_eq!(done["status"], "PREVIEW_READY", "{provider:?}: {}", done["failure_reason"]);
 
             // One task per scene, polled until done, each result fetched once.
             assert_eq!(fake.submissions(), 3, "{provider:?}");
             assert!(fake.polls() >= 3, "{provider:?}: {} polls", fake.polls());
             assert_eq!(fake.downloads(), 3, "{provider:?}");
-            let jobs = jobs_of(&app, &story).await;
+            let jobs = app.jobs_of(&story).await;
             let clips: Vec<&Value> = jobs.iter().filter(|j| j["kind"] == "scene_preview").collect();
             assert!(clips.iter().all(|j| j["status"] == "succeeded" && j["attempts"] == 1), "{provider:?}: {clips:#?}");
             assert!(clips.iter().all(|j| !j["provider_task_id"].as_str().unwrap_or("").is_empty()));
@@ -168,13 +137,9 @@ async fn a_preview_renders_through_each_provider() {
 async fn moderation_refusals_fail_the_story_at_once_with_the_provider_s_code() {
     let runs = ALL.map(|provider| {
         tokio::spawn(async move {
-            let fake = Fake::start(provider, Script::Moderation).await;
-            let app = app_for(provider, &fake, true).await;
-            let story = planned_story(&app, names(provider).0, 3).await;
-            app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await;
-            let done = work(&app, &story).await;
+            let (fake, app, story, done) = preview_through(provider, Script::Moderation).await;
             assert_eq!(done["status"], "FAILED", "{provider:?}");
-            let jobs = jobs_of(&app, &story).await;
+            let jobs = app.jobs_of(&story).await;
             let job = jobs.iter().find(|j| j["kind"] == "scene_preview" && j["status"] == "failed").unwrap();
             assert_eq!(job["attempts"], 1, "{provider:?}: a refusal is not retried");
             assert!(jobs.iter().all(|j| j["attempts"].as_u64().unwrap_or(0) <= 1), "{provider:?}: {jobs:#?}");
@@ -206,15 +171,11 @@ async fn rate_limits_and_server_errors_are_retried_and_the_render_completes() {
     for provider in ALL {
         for script in scripts.clone() {
             runs.push(tokio::spawn(async move {
-                let fake = Fake::start(provider, script.clone()).await;
-                let app = app_for(provider, &fake, true).await;
-                let story = planned_story(&app, names(provider).0, 3).await;
-                app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await;
-                let done = work(&app, &story).await;
+                let (fake, app, story, done) = preview_through(provider, script.clone()).await;
                 assert_eq!(done["status"], "PREVIEW_READY", "{provider:?} {script:?}: {}", done["failure_reason"]);
                 // Two refused creates and one accepted per scene, all within the first attempts.
                 assert_eq!(fake.submissions(), 5, "{provider:?} {script:?}");
-                let jobs = jobs_of(&app, &story).await;
+                let jobs = app.jobs_of(&story).await;
                 assert!(
                     jobs.iter().filter(|j| j["kind"] == "scene_preview").all(|j| j["attempts"] == 1),
                     "{provider:?} {script:?}: {jobs:#?}"
@@ -233,14 +194,10 @@ async fn ordinary_failures_and_malformed_answers_are_retried_up_to_max_attempts(
     for provider in ALL {
         for script in [Script::Fail, Script::MalformedJson] {
             runs.push(tokio::spawn(async move {
-                let fake = Fake::start(provider, script.clone()).await;
-                let app = app_for(provider, &fake, true).await;
-                let story = planned_story(&app, names(provider).0, 3).await;
-                app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await;
-                let done = work(&app, &story).await;
+                let (fake, app, story, done) = preview_through(provider, script.clone()).await;
                 assert_eq!(done["status"], "FAILED", "{provider:?} {script:?}");
                 // The job that ran out of attempts took the render down with it.
-                let jobs = jobs_of(&app, &story).await;
+                let jobs = app.jobs_of(&story).await;
                 let job = jobs.iter().find(|j| j["kind"] == "scene_preview" && j["status"] == "failed").unwrap();
                 assert_eq!(job["attempts"], 3, "{provider:?} {script:?}: {job}");
                 assert!(fake.submissions() >= 3, "{provider:?} {script:?}: one task per attempt");
@@ -260,9 +217,8 @@ async fn ordinary_failures_and_malformed_answers_are_retried_up_to_max_attempts(
 async fn a_provider_without_its_key_says_which_secret_to_set() {
     let fake = Fake::start(Provider::Runway, Script::Succeed).await;
     let app = app_for(Provider::Runway, &fake, false).await;
-    let story = planned_story(&app, AiProvider::Runway, 3).await;
-    app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await;
-    let done = work(&app, &story).await;
+    let story = previewing_story(&app, "alice", harbour(AiProvider::Runway), 3).await;
+    let done = app.work_while(&app.worker, &story, "PREVIEWING").await;
     assert_eq!(done["status"], "FAILED");
     let reason = done["failure_reason"].as_str().unwrap();
     assert!(reason.contains("RUNWAY_API_KEY"), "{reason}");
@@ -287,15 +243,14 @@ async fn slow_answers_are_waited_for_within_the_timeout_and_abandoned_after_it()
     settings.wire = WirePolicy { request_timeout: Duration::from_millis(300), retries: 1, ..WirePolicy::default() };
     let impatient = RunwayProvider::new(settings.clone(), Arc::new(Key)).unwrap();
     let app = app_for(Provider::Runway, &fake, true).await;
-    let story = planned_story(&app, AiProvider::Runway, 3).await;
-    app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await;
+    let story = previewing_story(&app, "alice", harbour(AiProvider::Runway), 3).await;
     let worker = app.worker.as_ref().clone().with_provider(AiProvider::Runway, Arc::new(impatient));
     let delivery = app.inbox.receive_batch(1, Duration::from_secs(30)).await.unwrap().remove(0);
     let started = Instant::now();
     let outcome = worker.handle(&delivery).await;
     app.inbox.settle(&delivery, outcome).await.unwrap();
     assert!(started.elapsed() < Duration::from_secs(3), "the worker never hangs on a provider");
-    let jobs = jobs_of(&app, &story).await;
+    let jobs = app.jobs_of(&story).await;
     let job = jobs.iter().find(|j| j["kind"] == "scene_preview" && j["attempts"] == 1).unwrap();
     assert_eq!(job["status"], "queued", "a timed-out create is retried as a new attempt: {job}");
     assert!(job["error"].as_str().unwrap().contains("timed out"), "{job}");
@@ -305,7 +260,7 @@ async fn slow_answers_are_waited_for_within_the_timeout_and_abandoned_after_it()
     settings.wire = WirePolicy { request_timeout: Duration::from_secs(10), ..WirePolicy::default() };
     let patient = RunwayProvider::new(settings, Arc::new(Key)).unwrap();
     let worker = app.worker.as_ref().clone().with_provider(AiProvider::Runway, Arc::new(patient));
-    let done = work_with(&app, &worker, &story).await;
+    let done = app.work_while(&worker, &story, "PREVIEWING").await;
     assert_eq!(done["status"], "PREVIEW_READY", "{}", done["failure_reason"]);
 }
 
@@ -321,7 +276,7 @@ async fn switching_a_story_s_provider_switches_the_client_that_renders_it() {
         c.allow_loopback_downloads = true;
     })
     .await;
-    let story = planned_story(&app, AiProvider::Runway, 3).await;
+    let story = planned_story(&app, "alice", harbour(AiProvider::Runway), 3).await;
     let before = app.get(&format!("{API}/stories/{story}/cost_estimate/"), "alice").await.body;
     let reply = app.patch(&format!("{API}/stories/{story}/"), "alice", json!({"ai_provider": "luma"})).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.body);
@@ -330,8 +285,8 @@ async fn switching_a_story_s_provider_switches_the_client_that_renders_it() {
     assert_eq!(after["provider"], "luma");
 
     app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await;
-    let done = work(&app, &story).await;
+    let done = app.work_while(&app.worker, &story, "PREVIEWING").await;
     assert_eq!(done["status"], "PREVIEW_READY", "{}", done["failure_reason"]);
     assert_eq!((luma.submissions(), runway.submissions()), (3, 0), "Luma rendered it, Runway saw nothing");
-    assert!(jobs_of(&app, &story).await.iter().all(|j| j["provider"] == "luma"));
+    assert!(app.jobs_of(&story).await.iter().all(|j| j["provider"] == "luma"));
 }

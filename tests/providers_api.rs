@@ -10,23 +10,15 @@ use std::sync::Arc;
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::TestApp;
-
-const API: &str = "/api/ai-video";
+use support::{API, TestApp, planned_story, spawn_all};
 
 fn names(list: &Value) -> Vec<String> {
     list["results"].as_array().unwrap().iter().map(|p| p["provider"].as_str().unwrap().to_owned()).collect()
 }
 
-/// A PLANNED 10 s story on `provider`.
-async fn planned_story(app: &TestApp, provider: &str) -> String {
-    let body =
-        json!({"title": "Priced", "duration_seconds": 10, "fps": 12, "resolution": "256x144", "ai_provider": provider});
-    let id = app.create_story("alice", body).await;
-    let reply = app.post(&format!("{API}/stories/{id}/scenes/bulk/"), "alice", json!({"scene_count": 3})).await;
-    assert_eq!(reply.status, StatusCode::CREATED, "{}", reply.body);
-    assert_eq!(app.transition(&id, "alice", "PLANNED").await.status, StatusCode::OK);
-    id
+/// A 10 s, 12 fps, 256x144 story on `provider`.
+fn priced(provider: &str) -> Value {
+    json!({"title": "Priced", "duration_seconds": 10, "fps": 12, "resolution": "256x144", "ai_provider": provider})
 }
 
 #[tokio::test]
@@ -71,7 +63,7 @@ async fn only_admins_change_providers() {
 #[tokio::test]
 async fn a_disabled_provider_cannot_start_a_render_until_enabled_again() {
     let app = TestApp::new().await;
-    let story = planned_story(&app, "runway").await;
+    let story = planned_story(&app, "alice", priced("runway"), 3).await;
     let reply = app.post(&format!("{API}/providers/runway/disable/"), "admin-ann", json!({})).await;
     assert_eq!((reply.status, reply.body["enabled"].as_bool()), (StatusCode::OK, Some(false)));
 
@@ -100,7 +92,7 @@ async fn a_disabled_provider_cannot_start_a_render_until_enabled_again() {
 #[tokio::test]
 async fn estimates_follow_the_stored_prices_and_the_story_s_provider() {
     let app = TestApp::new().await;
-    let story = planned_story(&app, "runway").await;
+    let story = planned_story(&app, "alice", priced("runway"), 3).await;
     let before = estimate(&app, &story).await;
     let before_high = high(&before);
     assert!((before_high - 1.2).abs() < 1e-9, "10 s × $0.12: {before}");
@@ -171,9 +163,9 @@ async fn a_provider_is_created_once_and_concurrent_admin_edits_with_if_match_hav
         "price_per_second_usd": {"low": 0.08, "medium": 0.08, "high": 0.08},
         "max_clip_seconds": 6, "rate_limit_per_minute": 600, "secret_name": "REPLICATE_API_TOKEN"
     });
-    let creates: Vec<StatusCode> = join_all((0..6).map(|_| {
+    let creates = spawn_all((0..6).map(|_| {
         let (app, body) = (app.clone(), body.clone());
-        tokio::spawn(async move { app.post(&format!("{API}/providers/"), "admin-ann", body).await.status })
+        async move { app.post(&format!("{API}/providers/"), "admin-ann", body).await.status }
     }))
     .await;
     assert_eq!(creates.iter().filter(|s| **s == StatusCode::CREATED).count(), 1, "{creates:?}");
@@ -181,25 +173,17 @@ async fn a_provider_is_created_once_and_concurrent_admin_edits_with_if_match_hav
     let listed = app.get(&format!("{API}/providers/"), "alice").await;
     assert!(names(&listed.body).contains(&"replicate".to_owned()), "enabled now");
 
-    let edits: Vec<StatusCode> = join_all((0..8).map(|i| {
+    let edits = spawn_all((0..8).map(|i| {
         let app = app.clone();
-        tokio::spawn(async move {
+        async move {
             let body = json!({"model": format!("owner/model-{i}")}).to_string();
             let path = format!("{API}/providers/replicate/");
             app.send(Method::PATCH, &path, Some("admin-ann"), Some(&body), &[("if-match", "\"1\"")]).await.status
-        })
+        }
     }))
     .await;
     assert_eq!(edits.iter().filter(|s| **s == StatusCode::OK).count(), 1, "{edits:?}");
     assert!(edits.iter().all(|s| *s == StatusCode::OK || *s == StatusCode::PRECONDITION_FAILED), "{edits:?}");
     let stored = app.get(&format!("{API}/providers/replicate/"), "admin-ann").await;
     assert_eq!(stored.body["version"], 2, "one write landed");
-}
-
-async fn join_all<T>(handles: impl Iterator<Item = tokio::task::JoinHandle<T>>) -> Vec<T> {
-    let mut out = Vec::new();
-    for handle in handles.collect::<Vec<_>>() {
-        out.push(handle.await.unwrap());
-    }
-    out
 }

@@ -8,7 +8,7 @@ use std::sync::Arc;
 
 use axum::http::{Method, StatusCode};
 use serde_json::json;
-use support::TestApp;
+use support::{TestApp, ids, planning_story};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn twenty_concurrent_identical_transitions_make_exactly_one_move() {
@@ -130,16 +130,11 @@ async fn plan_snapshot(app: &TestApp, story: &str) -> (serde_json::Value, serde_
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn no_scene_or_prompt_edit_lands_after_a_lock_that_raced_it() {
     let app = Arc::new(TestApp::new().await);
-    let story = app.create_story("alice", json!({"title": "race", "duration_seconds": 12})).await;
-    let bulk = app.post(&format!("/api/ai-video/stories/{story}/scenes/bulk/"), "alice", json!({})).await;
-    let scenes: Vec<String> =
-        bulk.body["scenes"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
-    let prompts: Vec<String> = bulk.body["scenes"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| s["prompts"][0]["id"].as_str().unwrap().to_owned())
-        .collect();
+    let story = json!({"title": "race", "duration_seconds": 12});
+    let (story, bulk) = planning_story(app.as_ref(), "alice", story, json!({})).await;
+    let scenes = ids(&bulk["scenes"]);
+    let prompts: Vec<String> =
+        bulk["scenes"].as_array().unwrap().iter().map(|s| s["prompts"][0]["id"].as_str().unwrap().to_owned()).collect();
     let mut landed = 0;
     let mut refused = 0;
     for round in 0..50 {
@@ -223,10 +218,9 @@ async fn no_scene_or_prompt_edit_lands_after_a_lock_that_raced_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_selects_leave_exactly_one_selected_prompt() {
     let app = Arc::new(TestApp::new().await);
-    let story = app.create_story("alice", json!({"title": "select"})).await;
-    let bulk =
-        app.post(&format!("/api/ai-video/stories/{story}/scenes/bulk/"), "alice", json!({"scene_count": 3})).await;
-    let scene = bulk.body["scenes"][0]["id"].as_str().unwrap().to_owned();
+    let story = json!({"title": "select"});
+    let (_, bulk) = planning_story(app.as_ref(), "alice", story, json!({"scene_count": 3})).await;
+    let scene = bulk["scenes"][0]["id"].as_str().unwrap().to_owned();
     let mut candidates = Vec::new();
     for i in 0..10 {
         let reply =
@@ -253,10 +247,9 @@ async fn concurrent_selects_leave_exactly_one_selected_prompt() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn concurrent_reorders_keep_orders_a_permutation() {
     let app = Arc::new(TestApp::new().await);
-    let story = app.create_story("alice", json!({"title": "reorder", "duration_seconds": 12})).await;
-    let bulk = app.post(&format!("/api/ai-video/stories/{story}/scenes/bulk/"), "alice", json!({})).await;
-    let scenes: Vec<String> =
-        bulk.body["scenes"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect();
+    let story = json!({"title": "reorder", "duration_seconds": 12});
+    let (story, bulk) = planning_story(app.as_ref(), "alice", story, json!({})).await;
+    let scenes = ids(&bulk["scenes"]);
     let mut tasks = Vec::new();
     for (i, id) in scenes.iter().enumerate() {
         let (app, id) = (app.clone(), id.clone());

@@ -17,92 +17,13 @@ use serde_json::{Value, json};
 use shared::adapters::ffmpeg::Ffmpeg;
 use shared::adapters::local_provider::LocalProvider;
 use shared::domain::values::AiProvider;
-use shared::ports::{ClipRequest, Delivery, Handled, ProviderError, TaskState, VideoProvider, consume_once};
-use shared::services::Worker;
-use support::TestApp;
+use shared::ports::{ClipRequest, ProviderError, TaskState, VideoProvider};
+use support::{API, TestApp, planned_story, planning_story};
 
-const API: &str = "/api/ai-video";
-
-async fn app() -> TestApp {
-    TestApp::with(&[], |c| {
-        c.worker.poll_ms = 100;
-        c.worker.lease_seconds = 3;
-    })
-    .await
-}
-
-/// A 6 s, 24 fps, 640x360 story on the `local` provider, planned with `scenes` scenes.
-async fn planned_story(app: &TestApp, user: &str, scenes: u32) -> String {
-    let body = json!({"title": "Lighthouse", "description": "A keeper and a storm.", "duration_seconds": 6,
-                      "fps": 24, "resolution": "640x360", "ai_provider": "local"});
-    let id = app.create_story(user, body).await;
-    let bulk = app.post(&format!("{API}/stories/{id}/scenes/bulk/"), user, json!({"scene_count": scenes})).await;
-    assert_eq!(bulk.status, StatusCode::CREATED, "{:?}", bulk.body);
-    let planned = app.transition(&id, user, "PLANNED").await;
-    assert_eq!(planned.status, StatusCode::OK, "{:?}", planned.body);
-    id
-}
-
-/// Runs the worker over the queue, each delivery handled `copies` times at once, until the story
-/// is `status` (panics on a different end, or after a minute).
-async fn work_until(app: &TestApp, worker: &Worker, copies: usize, story: &str, status: &str) -> Value {
-    let started = Instant::now();
-    loop {
-        let handler = |delivery: Delivery| async move {
-            let runs = (0..copies).map(|_| worker.handle(&delivery));
-            let outcomes = join_all(runs).await;
-            outcomes.into_iter().find(|o| matches!(o, Handled::Failed { .. })).unwrap_or(Handled::Done)
-        };
-        consume_once(app.inbox.as_ref(), 10, Duration::from_secs(2), handler).await.unwrap();
-        let current = app.get(&format!("{API}/stories/{story}/"), "alice").await.body;
-        if current["status"] == status {
-            return current;
-        }
-        assert!(
-            current["status"] != "FAILED",
-            "the story failed while waiting for {status}: {}",
-            current["failure_reason"]
-        );
-        assert!(started.elapsed() < Duration::from_secs(90), "still {} after 90 s", current["status"]);
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-/// One round of the worker over the queue.
-async fn step(app: &TestApp) {
-    let worker = app.worker.clone();
-    consume_once(app.inbox.as_ref(), 10, Duration::from_secs(2), |d| {
-        let worker = worker.clone();
-        async move { worker.handle(&d).await }
-    })
-    .await
-    .unwrap();
-}
-
-/// Polls several futures to completion concurrently (no extra dependency for `join_all`).
-async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
-    let handles: Vec<_> = futures.map(Box::pin).collect();
-    let mut outputs = Vec::with_capacity(handles.len());
-    let mut pending: Vec<_> = handles.into_iter().map(Some).collect();
-    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
-    std::future::poll_fn(|cx| {
-        let mut all = true;
-        for (i, slot) in pending.iter_mut().enumerate() {
-            if let Some(future) = slot {
-                match future.as_mut().poll(cx) {
-                    std::task::Poll::Ready(out) => {
-                        results[i] = Some(out);
-                        *slot = None;
-                    }
-                    std::task::Poll::Pending => all = false,
-                }
-            }
-        }
-        if all { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
-    })
-    .await;
-    outputs.extend(results.into_iter().map(Option::unwrap));
-    outputs
+/// A 6 s, 24 fps, 640x360 story on the `local` provider.
+fn lighthouse() -> Value {
+    json!({"title": "Lighthouse", "description": "A keeper and a storm.", "duration_seconds": 6,
+           "fps": 24, "resolution": "640x360", "ai_provider": "local"})
 }
 
 /// The bytes behind a media link: the embedded media route, or the presigned S3 URL.
@@ -128,12 +49,6 @@ async fn probe(bytes: &[u8], dir: &Path, name: &str) -> shared::adapters::ffmpeg
     Ffmpeg::locate().unwrap().probe(&file).await.unwrap()
 }
 
-async fn jobs_of(app: &TestApp, story: &str) -> Vec<Value> {
-    let reply = app.get(&format!("{API}/stories/{story}/jobs/?page_size=100"), "alice").await;
-    assert_eq!(reply.status, StatusCode::OK, "{:?}", reply.body);
-    reply.body["results"].as_array().unwrap().clone()
-}
-
 async fn transitions_to(app: &TestApp, story: &str, to: &str) -> usize {
     let reply = app.get(&format!("{API}/stories/{story}/transitions/?page_size=100"), "alice").await;
     reply.body["results"].as_array().unwrap().iter().filter(|t| t["to"] == to).count()
@@ -141,8 +56,8 @@ async fn transitions_to(app: &TestApp, story: &str, to: &str) -> usize {
 
 #[tokio::test]
 async fn a_story_becomes_a_preview_then_a_final_video_that_ffprobe_accepts() {
-    let app = app().await;
-    let story = planned_story(&app, "alice", 3).await;
+    let app = TestApp::with_quick_worker().await;
+    let story = planned_story(&app, "alice", lighthouse(), 3).await;
     let started = Instant::now();
 
     let preview = app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await;
@@ -162,7 +77,7 @@ async fn a_story_becomes_a_preview_then_a_final_video_that_ffprobe_accepts() {
         StatusCode::CONFLICT
     );
 
-    let ready = work_until(&app, &app.worker, 1, &story, "PREVIEW_READY").await;
+    let ready = app.work_until(&app.worker, 1, &story, "PREVIEW_READY").await;
     assert_eq!(ready["is_locked"], true, "the previewed plan stays locked until the owner revises it");
     let dir = tempfile::tempdir().unwrap();
     let bytes = download(&app, ready["preview"]["url"].as_str().unwrap()).await;
@@ -174,7 +89,7 @@ async fn a_story_becomes_a_preview_then_a_final_video_that_ffprobe_accepts() {
     let fin = app.post(&format!("{API}/stories/{story}/render_final/"), "alice", json!({"quality": "high"})).await;
     assert_eq!(fin.status, StatusCode::ACCEPTED, "{:?}", fin.body);
     assert_eq!(fin.body["story"]["status"], "FINALIZING");
-    let done = work_until(&app, &app.worker, 1, &story, "COMPLETED").await;
+    let done = app.work_until(&app.worker, 1, &story, "COMPLETED").await;
     let elapsed = started.elapsed();
     assert!(elapsed < Duration::from_secs(60), "took {elapsed:?}");
 
@@ -194,7 +109,7 @@ async fn a_story_becomes_a_preview_then_a_final_video_that_ffprobe_accepts() {
     assert_eq!(watched.frames, 144);
 
     // Every job succeeded once; the figures add up.
-    let jobs = jobs_of(&app, &story).await;
+    let jobs = app.jobs_of(&story).await;
     assert_eq!(jobs.len(), 8);
     assert!(jobs.iter().all(|j| j["status"] == "succeeded" && j["attempts"] == 1), "{jobs:#?}");
     let stats = app.get(&format!("{API}/jobs/statistics/"), "alice").await.body;
@@ -234,24 +149,24 @@ fn local(app: &TestApp) -> LocalProvider {
 
 #[tokio::test]
 async fn every_message_delivered_three_times_at_once_still_renders_and_charges_once() {
-    let app = app().await;
+    let app = TestApp::with_quick_worker().await;
     let counting = Arc::new(Counting { inner: local(&app), submissions: AtomicUsize::new(0) });
     let worker = app.worker.as_ref().clone().with_provider(AiProvider::Local, counting.clone());
-    let story = planned_story(&app, "alice", 3).await;
+    let story = planned_story(&app, "alice", lighthouse(), 3).await;
 
     assert_eq!(
         app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await.status,
         StatusCode::ACCEPTED
     );
-    work_until(&app, &worker, 3, &story, "PREVIEW_READY").await;
+    app.work_until(&worker, 3, &story, "PREVIEW_READY").await;
     assert_eq!(
         app.post(&format!("{API}/stories/{story}/render_final/"), "alice", json!({})).await.status,
         StatusCode::ACCEPTED
     );
-    work_until(&app, &worker, 3, &story, "COMPLETED").await;
+    app.work_until(&worker, 3, &story, "COMPLETED").await;
 
     assert_eq!(counting.submissions.load(Ordering::SeqCst), 6, "one submission per clip job");
-    let jobs = jobs_of(&app, &story).await;
+    let jobs = app.jobs_of(&story).await;
     let clips: Vec<_> = jobs.iter().filter(|j| j["kind"] == "scene_preview" || j["kind"] == "scene_final").collect();
     assert!(clips.iter().all(|j| j["attempts"] == 1 && j["status"] == "succeeded"));
     if support::backend() == "embedded" {
@@ -280,8 +195,8 @@ impl VideoProvider for Stalling {
 
 #[tokio::test]
 async fn a_job_whose_worker_died_completes_exactly_once_after_its_lease() {
-    let app = app().await;
-    let story = planned_story(&app, "alice", 3).await;
+    let app = TestApp::with_quick_worker().await;
+    let story = planned_story(&app, "alice", lighthouse(), 3).await;
     assert_eq!(
         app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await.status,
         StatusCode::ACCEPTED
@@ -293,13 +208,13 @@ async fn a_job_whose_worker_died_completes_exactly_once_after_its_lease() {
     let taken = app.inbox.receive_batch(1, Duration::from_secs(1)).await.unwrap();
     assert_eq!(taken.len(), 1);
     assert!(tokio::time::timeout(Duration::from_millis(500), doomed.handle(&taken[0])).await.is_err());
-    let jobs = jobs_of(&app, &story).await;
+    let jobs = app.jobs_of(&story).await;
     let held: Vec<_> = jobs.iter().filter(|j| j["status"] == "running").collect();
     assert_eq!(held.len(), 1, "the dead worker's claim holds the job: {jobs:#?}");
     let held_id = held[0]["id"].clone();
 
-    work_until(&app, &app.worker, 1, &story, "PREVIEW_READY").await;
-    let jobs = jobs_of(&app, &story).await;
+    app.work_until(&app.worker, 1, &story, "PREVIEW_READY").await;
+    let jobs = app.jobs_of(&story).await;
     let job = jobs.iter().find(|j| j["id"] == held_id).unwrap();
     assert_eq!((job["status"].as_str(), job["attempts"].as_u64()), (Some("succeeded"), Some(1)), "{job:#?}");
     assert_eq!(transitions_to(&app, &story, "PREVIEW_READY").await, 1);
@@ -317,11 +232,9 @@ async fn set_parameters(app: &TestApp, story: &str, order: u64, parameters: Valu
 
 #[tokio::test]
 async fn a_failing_scene_fails_the_story_with_a_reason_and_its_job_can_be_retried() {
-    let app = app().await;
-    let id = app
-        .create_story("alice", json!({"title": "Storm", "duration_seconds": 6, "fps": 12, "resolution": "320x240"}))
-        .await;
-    app.post(&format!("{API}/stories/{id}/scenes/bulk/"), "alice", json!({"scene_count": 3})).await;
+    let app = TestApp::with_quick_worker().await;
+    let story = json!({"title": "Storm", "duration_seconds": 6, "fps": 12, "resolution": "320x240"});
+    let (id, _) = planning_story(&app, "alice", story, json!({"scene_count": 3})).await;
     set_parameters(&app, &id, 1, json!({"simulate": "fail"})).await;
     assert_eq!(app.transition(&id, "alice", "PLANNED").await.status, StatusCode::OK);
     assert_eq!(
@@ -329,19 +242,11 @@ async fn a_failing_scene_fails_the_story_with_a_reason_and_its_job_can_be_retrie
         StatusCode::ACCEPTED
     );
 
-    let started = Instant::now();
-    let story = loop {
-        step(&app).await;
-        let story = app.get(&format!("{API}/stories/{id}/"), "alice").await.body;
-        if story["status"] == "FAILED" {
-            break story;
-        }
-        assert!(started.elapsed() < Duration::from_secs(60), "{story}");
-    };
+    let story = app.work_until(&app.worker, 1, &id, "FAILED").await;
     let reason = story["failure_reason"].as_str().unwrap();
     assert!(reason.contains("Scene 2") && reason.contains("simulate: fail"), "{reason}");
 
-    let jobs = jobs_of(&app, &id).await;
+    let jobs = app.jobs_of(&id).await;
     let failed: Vec<_> = jobs.iter().filter(|j| j["status"] == "failed").collect();
     assert_eq!(failed.len(), 1, "{jobs:#?}");
     assert!(failed[0]["error"].as_str().unwrap().contains("simulated_failure"));
@@ -366,11 +271,9 @@ async fn a_failing_scene_fails_the_story_with_a_reason_and_its_job_can_be_retrie
 
 #[tokio::test]
 async fn a_flaky_scene_is_retried_with_backoff_and_a_slow_one_is_polled_until_done() {
-    let app = app().await;
-    let id = app
-        .create_story("alice", json!({"title": "Tide", "duration_seconds": 6, "fps": 12, "resolution": "320x240"}))
-        .await;
-    app.post(&format!("{API}/stories/{id}/scenes/bulk/"), "alice", json!({"scene_count": 3})).await;
+    let app = TestApp::with_quick_worker().await;
+    let story = json!({"title": "Tide", "duration_seconds": 6, "fps": 12, "resolution": "320x240"});
+    let (id, _) = planning_story(&app, "alice", story, json!({"scene_count": 3})).await;
     set_parameters(&app, &id, 0, json!({"simulate": "flaky"})).await;
     set_parameters(&app, &id, 2, json!({"simulate": "slow", "simulate_seconds": 1})).await;
     assert_eq!(app.transition(&id, "alice", "PLANNED").await.status, StatusCode::OK);
@@ -378,8 +281,8 @@ async fn a_flaky_scene_is_retried_with_backoff_and_a_slow_one_is_polled_until_do
         app.post(&format!("{API}/stories/{id}/generate_preview/"), "alice", json!({})).await.status,
         StatusCode::ACCEPTED
     );
-    work_until(&app, &app.worker, 1, &id, "PREVIEW_READY").await;
-    let jobs = jobs_of(&app, &id).await;
+    app.work_until(&app.worker, 1, &id, "PREVIEW_READY").await;
+    let jobs = app.jobs_of(&id).await;
     let attempts: Vec<_> =
         jobs.iter().filter(|j| j["kind"] == "scene_preview").map(|j| j["attempts"].as_u64().unwrap()).collect();
     assert_eq!(attempts, vec![2, 1, 1], "the flaky scene took a second attempt");
@@ -387,11 +290,11 @@ async fn a_flaky_scene_is_retried_with_backoff_and_a_slow_one_is_polled_until_do
 
 #[tokio::test]
 async fn renders_start_only_from_their_status_and_bad_options_are_named() {
-    let app = app().await;
+    let app = TestApp::with_quick_worker().await;
     let id = app.create_story("alice", json!({"title": "Early"})).await;
     let early = app.post(&format!("{API}/stories/{id}/generate_preview/"), "alice", json!({})).await;
     assert_eq!((early.status, early.body["current_status"].as_str()), (StatusCode::CONFLICT, Some("DRAFT")));
-    let story = planned_story(&app, "alice", 3).await;
+    let story = planned_story(&app, "alice", lighthouse(), 3).await;
     let final_first = app.post(&format!("{API}/stories/{story}/render_final/"), "alice", json!({})).await;
     assert_eq!(final_first.status, StatusCode::CONFLICT);
     let bad = app
@@ -414,13 +317,13 @@ async fn renders_start_only_from_their_status_and_bad_options_are_named() {
     let mut statuses = [a.status, b.status];
     statuses.sort();
     assert_eq!(statuses, [StatusCode::ACCEPTED, StatusCode::CONFLICT]);
-    assert_eq!(jobs_of(&app, &story).await.len(), 4, "one render's jobs, not two");
+    assert_eq!(app.jobs_of(&story).await.len(), 4, "one render's jobs, not two");
 }
 
 #[tokio::test]
 async fn a_scene_and_a_prompt_render_on_their_own() {
-    let app = app().await;
-    let story = planned_story(&app, "alice", 3).await;
+    let app = TestApp::with_quick_worker().await;
+    let story = planned_story(&app, "alice", lighthouse(), 3).await;
     let scenes = app.get(&format!("{API}/scenes/?story={story}"), "alice").await.body;
     let scene = scenes["results"][1]["id"].as_str().unwrap().to_owned();
     let generated = app.post(&format!("{API}/scenes/{scene}/generate/"), "alice", json!({})).await;
@@ -437,8 +340,8 @@ async fn a_scene_and_a_prompt_render_on_their_own() {
 
     let started = Instant::now();
     loop {
-        step(&app).await;
-        let jobs = jobs_of(&app, &story).await;
+        app.work_round(&app.worker, 1).await;
+        let jobs = app.jobs_of(&story).await;
         if jobs.len() == 2 && jobs.iter().all(|j| j["status"] == "succeeded") {
             let url = jobs[0]["result"]["url"].as_str().unwrap().to_owned();
             let dir = tempfile::tempdir().unwrap();

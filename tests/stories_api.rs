@@ -116,8 +116,7 @@ async fn the_list_shows_only_my_stories_newest_first() {
     let second = app.create_story("alice", json!({"title": "two"})).await;
     app.create_story("bob", json!({"title": "bob's"})).await;
     let list = app.get(STORIES, "alice").await;
-    let ids: Vec<&str> = list.body["results"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap()).collect();
-    assert_eq!(ids, vec![second.as_str(), first.as_str()]);
+    assert_eq!(support::ids(&list.body["results"]), vec![second.clone(), first.clone()]);
     assert_eq!(list.body["next"], Value::Null);
     assert_eq!(list.body["previous"], Value::Null);
     let oldest_first = app.get(&format!("{STORIES}?ordering=created_at"), "alice").await;
@@ -130,9 +129,7 @@ async fn the_list_filters_by_status_project_and_provider() {
     let a = app.create_story("alice", json!({"title": "a", "project": 1, "ai_provider": "runway"})).await;
     let b = app.create_story("alice", json!({"title": "b", "project": 2})).await;
     app.transition(&b, "alice", "PLANNING").await;
-    let only = |reply: support::Reply| -> Vec<String> {
-        reply.body["results"].as_array().unwrap().iter().map(|s| s["id"].as_str().unwrap().to_owned()).collect()
-    };
+    let only = |reply: support::Reply| support::ids(&reply.body["results"]);
     assert_eq!(only(app.get(&format!("{STORIES}?status=PLANNING"), "alice").await), vec![b.clone()]);
     assert_eq!(only(app.get(&format!("{STORIES}?project=1"), "alice").await), vec![a.clone()]);
     assert_eq!(only(app.get(&format!("{STORIES}?ai_provider=runway"), "alice").await), vec![a.clone()]);

@@ -1,7 +1,7 @@
 //! `template.yaml` maps exactly the routes the code serves, each to the function that serves it:
-//! the set of (function, method, path) in the template equals the set the functions' routers
-//! declare, and every one of them answers through the real router (never the unknown-route 404
-//! or a 405).
+//! the set of (function, method, path) in the template equals the set in the functions' route
+//! tables (`<function>::route_table()`, the data each `routes()` is built from), and every one of
+//! them answers through the real router (never the unknown-route 404 or a 405).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
@@ -10,30 +10,32 @@ mod support;
 use std::collections::BTreeSet;
 
 use axum::http::{Method, StatusCode};
+use shared::http::routing::RouteSpec;
 use support::TestApp;
 
 type Route = (String, String, String);
 
-/// The routes each function's `routes()` declares, read from its source: every
-/// `route(r, "<path>", get(..).post(..))`; and the OpenAPI document, which the shared router
-/// serves in every function and the template maps to the Stories function.
+/// Each API function's route table: the data its `routes()` is built from (the worker has no
+/// HTTP routes).
+fn route_tables() -> [(&'static str, Vec<RouteSpec>); 5] {
+    [
+        ("stories", stories::route_table()),
+        ("scenes", scenes::route_table()),
+        ("prompts", prompts::route_table()),
+        ("jobs", jobs::route_table()),
+        ("providers", providers::route_table()),
+    ]
+}
+
+/// The routes each function serves, from its route table; and the OpenAPI document, which the
+/// shared router serves in every function and the template maps to the Stories function.
 fn routes_in_code() -> BTreeSet<Route> {
     let mut routes = BTreeSet::new();
     routes.insert(("stories".to_owned(), "GET".to_owned(), shared::http::openapi_path()));
-    for function in ["stories", "scenes", "prompts", "jobs", "providers"] {
-        let source = std::fs::read_to_string(format!("functions/{function}/src/lib.rs")).unwrap();
-        for chunk in source.split("route(r, \"").skip(1) {
-            let (path, rest) = chunk.split_once('"').unwrap();
-            let declaration = rest.split(['\n', ';']).next().unwrap();
-            for method in ["get", "post", "put", "patch", "delete"] {
-                let called = declaration.match_indices(&format!("{method}(")).any(|(at, _)| {
-                    at == 0
-                        || !declaration.as_bytes()[at - 1].is_ascii_alphanumeric()
-                            && declaration.as_bytes()[at - 1] != b'_'
-                });
-                if called {
-                    routes.insert((function.to_owned(), method.to_uppercase(), format!("/api/ai-video{path}")));
-                }
+    for (function, table) in route_tables() {
+        for spec in table {
+            for method in &spec.methods {
+                routes.insert((function.to_owned(), method.to_string(), spec.full_path()));
             }
         }
     }
@@ -64,28 +66,46 @@ fn routes_in_template() -> BTreeSet<Route> {
 fn the_template_maps_every_route_of_the_code_to_its_function_and_nothing_else() {
     let code = routes_in_code();
     let template = routes_in_template();
-    assert!(code.len() >= 47, "the parser found the routes: {}", code.len());
+    assert!(code.len() >= 47, "the route tables list every route: {}", code.len());
     let missing: Vec<_> = code.difference(&template).collect();
     let extra: Vec<_> = template.difference(&code).collect();
     assert!(missing.is_empty() && extra.is_empty(), "not in the template: {missing:#?}\nnot in the code: {extra:#?}");
 }
 
-#[tokio::test]
-async fn every_route_in_the_template_answers_through_the_router() {
+/// Sends every (method, path) to the whole API. Without a token each must answer 401: only a
+/// route the router matched (path and method) asks for one — the router's own 404 and 405 come
+/// first — except the OpenAPI document, which needs none. As an admin, none may answer 405, and a
+/// 404 must be about the (unknown) object the path names.
+async fn assert_served(routes: impl IntoIterator<Item = (String, String)>) {
     let app = TestApp::new().await;
     let unknown_route = app.get("/api/ai-video/no-such-route/", "admin-ann").await;
     assert_eq!(unknown_route.status, StatusCode::NOT_FOUND);
-    for (_, method, path) in routes_in_template() {
+    let anonymous = app.send(Method::GET, "/api/ai-video/no-such-route/", None, None, &[]).await;
+    assert_eq!(anonymous.status, StatusCode::NOT_FOUND, "an unknown route is 404 even without a token");
+    for (method, path) in routes {
         let concrete = path.replace("{id}", "01JCZ5T8Y9E6K3W7QX4M2N1P0R").replace("{provider}", "local");
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let body = (method != Method::GET && method != Method::DELETE).then_some("{}");
+        let anonymous = app.send(method.clone(), &concrete, None, body, &[]).await;
+        let expected = if path == shared::http::openapi_path() { StatusCode::OK } else { StatusCode::UNAUTHORIZED };
+        assert_eq!(anonymous.status, expected, "{method} {concrete} without a token: {}", anonymous.body);
         let reply = app.send(method.clone(), &concrete, Some("admin-ann"), body, &[]).await;
         assert_ne!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {concrete}");
-        // A known route on an unknown object is a 404 too, but never the router's own.
         if reply.status == StatusCode::NOT_FOUND {
             assert!(concrete.contains("01JCZ5T8Y9E6K3W7QX4M2N1P0R"), "{method} {concrete}: {}", reply.body);
         }
     }
+}
+
+#[tokio::test]
+async fn every_route_in_the_template_answers_through_the_router() {
+    assert_served(routes_in_template().into_iter().map(|(_, method, path)| (method, path))).await;
+}
+
+/// The exported tables are the routers' own: every row is routed by the whole API.
+#[tokio::test]
+async fn every_route_in_the_functions_tables_answers_through_the_router() {
+    assert_served(routes_in_code().into_iter().map(|(_, method, path)| (method, path))).await;
 }
 
 #[test]

@@ -8,22 +8,14 @@ mod support;
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use axum::http::StatusCode;
 use serde_json::json;
 use shared::adapters::embedded::MAX_RECEIVES;
 use shared::ports::{Delivery, consume_once};
-use support::TestApp;
+use support::{TestApp, previewing_story};
 
-const API: &str = "/api/ai-video";
-
-async fn previewing_story(app: &TestApp, scenes: u32) -> String {
-    let body = json!({"title": "Batch", "duration_seconds": 8, "fps": 12, "resolution": "256x144"});
-    let id = app.create_story("alice", body).await;
-    app.post(&format!("{API}/stories/{id}/scenes/bulk/"), "alice", json!({"scene_count": scenes})).await;
-    assert_eq!(app.transition(&id, "alice", "PLANNED").await.status, StatusCode::OK);
-    let reply = app.post(&format!("{API}/stories/{id}/generate_preview/"), "alice", json!({})).await;
-    assert_eq!(reply.status, StatusCode::ACCEPTED, "{:?}", reply.body);
-    id
+/// An 8 s, 12 fps, 256x144 story.
+fn batch() -> serde_json::Value {
+    json!({"title": "Batch", "duration_seconds": 8, "fps": 12, "resolution": "256x144"})
 }
 
 /// An SQS event as Lambda delivers it.
@@ -46,8 +38,8 @@ fn story_of(delivery: &Delivery) -> String {
 #[tokio::test]
 async fn a_batch_of_ten_reports_exactly_its_poison_and_its_transient_failure() {
     let app = TestApp::with_backend("embedded", &[], |_| {}).await;
-    let many = previewing_story(&app, 8).await;
-    let other = previewing_story(&app, 3).await;
+    let many = previewing_story(&app, "alice", batch(), 8).await;
+    let other = previewing_story(&app, "alice", batch(), 3).await;
     let queued = app.inbox.receive_batch(20, Duration::from_secs(600)).await.unwrap();
     assert_eq!(queued.len(), 11, "8 + 3 scene jobs queued");
     let mut records: Vec<(String, String)> =
@@ -70,8 +62,8 @@ async fn a_batch_of_ten_reports_exactly_its_poison_and_its_transient_failure() {
     assert_eq!(failed, expected);
 
     // The eight others are done, once each.
-    let jobs = app.get(&format!("{API}/stories/{many}/jobs/?page_size=100"), "alice").await.body;
-    let scenes: Vec<_> = jobs["results"].as_array().unwrap().iter().filter(|j| j["kind"] == "scene_preview").collect();
+    let jobs = app.jobs_of(&many).await;
+    let scenes: Vec<_> = jobs.iter().filter(|j| j["kind"] == "scene_preview").collect();
     assert_eq!(scenes.len(), 8);
     assert!(scenes.iter().all(|j| j["status"] == "succeeded" && j["attempts"] == 1), "{scenes:#?}");
 
@@ -79,8 +71,8 @@ async fn a_batch_of_ten_reports_exactly_its_poison_and_its_transient_failure() {
     std::fs::remove_file(&blocked).unwrap();
     let again = worker::handle_batch(&app.worker, event(&records[8..9])).await;
     assert!(again.batch_item_failures.is_empty());
-    let jobs = app.get(&format!("{API}/stories/{other}/jobs/?page_size=100"), "alice").await.body;
-    assert_eq!(jobs["results"].as_array().unwrap().iter().filter(|j| j["status"] == "succeeded").count(), 1);
+    let jobs = app.jobs_of(&other).await;
+    assert_eq!(jobs.iter().filter(|j| j["status"] == "succeeded").count(), 1);
 }
 
 #[tokio::test]

@@ -7,6 +7,7 @@
 pub mod adapters;
 pub mod config;
 pub mod domain;
+pub mod failpoints;
 pub mod http;
 pub mod metrics;
 pub mod ports;

@@ -62,6 +62,16 @@ pub struct MoveRequest {
     pub at: DateTime<Utc>,
 }
 
+impl MoveRequest {
+    /// A render's start (PLANNED → PREVIEWING, PREVIEW_READY → FINALIZING) applied to `story` as
+    /// a store read it inside its atomic step: the version checked, the move with its history
+    /// record. The plan's completeness is the render builder's to check, on the same read.
+    pub fn render_start(&self, story: &Story) -> Result<(Story, StoryStateTransition)> {
+        story.check_version(self.expected_version)?;
+        story.moved(self.to, self.mover, self.actor.clone(), self.reason.clone(), Vec::new, self.at)
+    }
+}
+
 /// Stories and their history. Every method answers `Error::NotFound` for a story that does not
 /// exist or belongs to another owner.
 #[async_trait]
@@ -405,8 +415,14 @@ pub struct StoredResponse {
 /// What claiming an idempotency key found.
 #[derive(Debug, Clone, PartialEq)]
 pub enum IdempotencyClaim {
-    /// First use (or the earlier record expired): do the work, then `complete`.
-    Fresh,
+    /// First use (or the earlier record expired), or a claim whose holder died before answering
+    /// (taken over): do the work, then `complete`. `first_claimed_at` is when the key was first
+    /// claimed — the same for every retry of an unanswered request, so an object it creates can
+    /// be named by an id derived from it and found again (`http::idempotency::creation_id`).
+    Fresh {
+        /// When the key was first claimed for this request.
+        first_claimed_at: DateTime<Utc>,
+    },
     /// Same key, same request: answer with this.
     Replay(StoredResponse),
     /// Same key, another request.

@@ -133,13 +133,7 @@ impl TestApp {
     /// Like `with`, on a named backend (`embedded` or `aws`) whatever the environment says.
     pub async fn with_backend(backend: &str, secrets: &[(&str, &str)], adjust: impl FnOnce(&mut Config)) -> Self {
         let dir = tempfile::tempdir().unwrap();
-        let mut config = Config {
-            data_dir: dir.path().to_path_buf(),
-            auth: AuthConfig { secret: Some(SECRET.to_owned()), ..AuthConfig::default() },
-            // The host the in-process requests name (as Django's test client does).
-            allowed_hosts: vec!["testserver".to_owned()],
-            ..Config::default()
-        };
+        let mut config = config_on(dir.path());
         adjust(&mut config);
         if backend == "aws" {
             let clients = aws_clients().await;
@@ -179,13 +173,7 @@ impl TestApp {
 
     /// The whole API on `data_dir`, with `adjust` applied to the configuration.
     pub async fn router_for(data_dir: &Path, adjust: impl FnOnce(&mut Config)) -> Router {
-        let mut config = Config {
-            data_dir: data_dir.to_path_buf(),
-            auth: AuthConfig { secret: Some(SECRET.to_owned()), ..AuthConfig::default() },
-            // The host the in-process requests name (as Django's test client does).
-            allowed_hosts: vec!["testserver".to_owned()],
-            ..Config::default()
-        };
+        let mut config = config_on(data_dir);
         adjust(&mut config);
         aivideo::app(&shared::runtime::build_local(&config).await.unwrap())
     }
@@ -329,4 +317,223 @@ pub async fn advance_sqs_queues(queue_prefix: &str, by: Duration) {
         .unwrap();
     let status = response.status();
     assert!(status.is_success(), "moto could not move the queues' time: {status} {}", response.text().await.unwrap());
+}
+
+// Helpers the test files share: one definition each.
+
+/// Every route's prefix, as the tests write paths (`{API}/stories/`).
+pub const API: &str = shared::http::API_PREFIX;
+
+/// The settings for an app on `data_dir`: the suite's token secret and the host the in-process
+/// requests name (`testserver`, as Django's test client does).
+fn config_on(data_dir: &Path) -> Config {
+    Config {
+        data_dir: data_dir.to_path_buf(),
+        auth: AuthConfig { secret: Some(SECRET.to_owned()), ..AuthConfig::default() },
+        allowed_hosts: vec!["testserver".to_owned()],
+        ..Config::default()
+    }
+}
+
+/// An HTTP client for a running server (each request gives up after 30 s).
+pub fn client() -> reqwest::Client {
+    reqwest::Client::builder().timeout(Duration::from_secs(30)).build().unwrap()
+}
+
+/// A token for `user` from `aivideo token --data-dir <data_dir>` (signed with the data dir's own
+/// secret, which `aivideo serve` on that dir accepts); the command must succeed.
+pub fn cli_token(data_dir: &Path, user: &str) -> String {
+    let out = aivideo(&["token", "--user", user, "--data-dir", data_dir.to_str().unwrap()], &[]);
+    assert!(out.status.success(), "aivideo token failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_owned()
+}
+
+impl Server {
+    /// Sends `method` to `path` (under [`API`]) with `body` as JSON and `token` as the bearer: the
+    /// status and the JSON answer (`Null` when the answer is not JSON).
+    pub async fn call(&self, token: &str, method: reqwest::Method, path: &str, body: Value) -> (u16, Value) {
+        let request = client().request(method, self.url(&format!("{API}{path}"))).bearer_auth(token).json(&body);
+        let response = request.send().await.unwrap();
+        let status = response.status().as_u16();
+        (status, response.json().await.unwrap_or(Value::Null))
+    }
+}
+
+/// What the story helpers below talk to: the in-process router, where `caller` is the user a
+/// token is issued for, or a running `aivideo serve`, where `caller` is the bearer token itself.
+#[allow(async_fn_in_trait)]
+pub trait Api {
+    /// POSTs `body` as JSON to `path` (under [`API`]) as `caller`: the status and the answer.
+    async fn post_as(&self, caller: &str, path: &str, body: Value) -> (StatusCode, Value);
+}
+
+impl Api for TestApp {
+    async fn post_as(&self, user: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        let reply = self.post(&format!("{API}{path}"), user, body).await;
+        (reply.status, reply.body)
+    }
+}
+
+impl Api for Server {
+    async fn post_as(&self, token: &str, path: &str, body: Value) -> (StatusCode, Value) {
+        let (status, body) = self.call(token, reqwest::Method::POST, path, body).await;
+        (StatusCode::from_u16(status).unwrap(), body)
+    }
+}
+
+/// Creates a story from `story` as `caller` and plans it with `scenes/bulk/` sent `bulk`; both must
+/// answer 201. The story's id and the bulk answer (the story, now PLANNING, and its scenes, each
+/// with its prompts).
+pub async fn planning_story(api: &impl Api, caller: &str, story: Value, bulk: Value) -> (String, Value) {
+    let (status, created) = api.post_as(caller, "/stories/", story).await;
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let (status, plan) = api.post_as(caller, &format!("/stories/{id}/scenes/bulk/"), bulk).await;
+    assert_eq!(status, StatusCode::CREATED, "{plan}");
+    (id, plan)
+}
+
+/// A story created from `story` as `caller`, planned with `scenes` scenes by `scenes/bulk/` and
+/// moved to PLANNED (each step must succeed): its id.
+pub async fn planned_story(api: &impl Api, caller: &str, story: Value, scenes: u32) -> String {
+    let (id, _) = planning_story(api, caller, story, serde_json::json!({"scene_count": scenes})).await;
+    let (status, moved) =
+        api.post_as(caller, &format!("/stories/{id}/transition/"), serde_json::json!({"to": "PLANNED"})).await;
+    assert_eq!(status, StatusCode::OK, "{moved}");
+    id
+}
+
+/// A [`planned_story`] whose preview is started (`generate_preview/` must answer 202): PREVIEWING,
+/// its jobs queued. Its id.
+pub async fn previewing_story(api: &impl Api, caller: &str, story: Value, scenes: u32) -> String {
+    let id = planned_story(api, caller, story, scenes).await;
+    let (status, started) =
+        api.post_as(caller, &format!("/stories/{id}/generate_preview/"), serde_json::json!({})).await;
+    assert_eq!(status, StatusCode::ACCEPTED, "{started}");
+    id
+}
+
+/// The `id` of every object of a JSON array, in order.
+pub fn ids(list: &Value) -> Vec<String> {
+    list.as_array().unwrap().iter().map(|x| x["id"].as_str().unwrap().to_owned()).collect()
+}
+
+/// Polls `futures` to completion concurrently; their outputs in order (no extra dependency for
+/// `join_all`).
+pub async fn join_all<F: std::future::Future>(futures: impl Iterator<Item = F>) -> Vec<F::Output> {
+    let mut pending: Vec<_> = futures.map(Box::pin).map(Some).collect();
+    let mut results: Vec<Option<F::Output>> = (0..pending.len()).map(|_| None).collect();
+    std::future::poll_fn(|cx| {
+        let mut all = true;
+        for (i, slot) in pending.iter_mut().enumerate() {
+            if let Some(future) = slot {
+                match future.as_mut().poll(cx) {
+                    std::task::Poll::Ready(out) => {
+                        results[i] = Some(out);
+                        *slot = None;
+                    }
+                    std::task::Poll::Pending => all = false,
+                }
+            }
+        }
+        if all { std::task::Poll::Ready(()) } else { std::task::Poll::Pending }
+    })
+    .await;
+    results.into_iter().map(Option::unwrap).collect()
+}
+
+/// Runs every future as its own task (in parallel on a multi-thread runtime) and waits for all:
+/// their outputs in order. Panics if one of them panicked.
+pub async fn spawn_all<F>(futures: impl Iterator<Item = F>) -> Vec<F::Output>
+where
+    F: std::future::Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let tasks: Vec<_> = futures.map(tokio::spawn).collect();
+    join_all(tasks.into_iter()).await.into_iter().map(Result::unwrap).collect()
+}
+
+/// How long the worker loops below wait for a story before failing the test.
+const WORK_LIMIT: Duration = Duration::from_secs(120);
+
+impl TestApp {
+    /// An app on the test backend whose worker polls providers every 100 ms and leases jobs for
+    /// 3 s (the render tests' settings).
+    pub async fn with_quick_worker() -> Self {
+        Self::with(&[], |c| {
+            c.worker.poll_ms = 100;
+            c.worker.lease_seconds = 3;
+        })
+        .await
+    }
+
+    /// GETs `path` as `user`, which must answer 200: the page's `results`.
+    pub async fn results(&self, path: &str, user: &str) -> Vec<Value> {
+        let reply = self.get(path, user).await;
+        assert_eq!(reply.status, StatusCode::OK, "{path}: {}", reply.body);
+        reply.body["results"].as_array().unwrap().clone()
+    }
+
+    /// The story's jobs (up to 100), read as `alice`.
+    pub async fn jobs_of(&self, story: &str) -> Vec<Value> {
+        self.results(&format!("{API}/stories/{story}/jobs/?page_size=100"), "alice").await
+    }
+
+    /// One round of `worker` over the app's queue: up to ten deliveries (hidden from other
+    /// consumers for 5 s), each handled by `copies` runs at once and settled with the first
+    /// failure among them, if any.
+    pub async fn work_round(&self, worker: &shared::services::Worker, copies: usize) {
+        use shared::ports::Handled;
+        let handler = |delivery: shared::ports::Delivery| async move {
+            let outcomes = join_all((0..copies).map(|_| worker.handle(&delivery))).await;
+            outcomes.into_iter().find(|o| matches!(o, Handled::Failed { .. })).unwrap_or(Handled::Done)
+        };
+        shared::ports::consume_once(self.inbox.as_ref(), 10, Duration::from_secs(5), handler).await.unwrap();
+    }
+
+    /// Runs `worker` over the app's queue (`copies` runs per delivery, see [`Self::work_round`])
+    /// until `alice`'s story is `status`: the story then. Panics if the story fails on the way
+    /// (unless `status` is FAILED) or is not there within two minutes.
+    pub async fn work_until(
+        &self,
+        worker: &shared::services::Worker,
+        copies: usize,
+        story: &str,
+        status: &str,
+    ) -> Value {
+        self.work_on(worker, copies, story, |current| {
+            assert!(
+                status == "FAILED" || current["status"] != "FAILED",
+                "the story failed while waiting for {status}: {}",
+                current["failure_reason"]
+            );
+            current["status"] == status
+        })
+        .await
+    }
+
+    /// Runs `worker` over the app's queue until `alice`'s story is no longer `status`, whatever it
+    /// becomes: the story then. Panics if that takes more than two minutes.
+    pub async fn work_while(&self, worker: &shared::services::Worker, story: &str, status: &str) -> Value {
+        self.work_on(worker, 1, story, |current| current["status"] != status).await
+    }
+
+    async fn work_on(
+        &self,
+        worker: &shared::services::Worker,
+        copies: usize,
+        story: &str,
+        done: impl Fn(&Value) -> bool,
+    ) -> Value {
+        let started = std::time::Instant::now();
+        loop {
+            self.work_round(worker, copies).await;
+            let current = self.get(&format!("{API}/stories/{story}/"), "alice").await.body;
+            if done(&current) {
+                return current;
+            }
+            assert!(started.elapsed() < WORK_LIMIT, "story {story} still {} after {WORK_LIMIT:?}", current["status"]);
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
 }

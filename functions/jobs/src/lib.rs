@@ -4,24 +4,36 @@ use axum::Router;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::HeaderMap;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use shared::domain::ids::JobId;
 use shared::domain::job::Job;
 use shared::http::error::ApiResult;
 use shared::http::etag::with_etag;
 use shared::http::jobs::{accepted, job_filter, job_view};
 use shared::http::json::JsonObject;
-use shared::http::{AppState, Caller, Listing, QueryParams, api, job_media_keys, route, views};
+use shared::http::routing::{RouteSpec, Routes, get, post};
+use shared::http::{AppState, Caller, Listing, QueryParams, api, job_media_keys, views};
 use shared::{Error, FieldErrors};
+
+/// The Jobs routes as declared: each path and its handler per method. `routes()` is built
+/// from this and `route_table()` exports it, so the two cannot differ.
+fn declared() -> Routes {
+    Routes::new()
+        .at("/jobs/", get(list))
+        .at("/jobs/statistics/", get(statistics))
+        .at("/jobs/{id}/", get(retrieve))
+        .at("/jobs/{id}/retry/", post(retry))
+        .at("/jobs/{id}/cancel/", post(cancel))
+}
 
 /// The Jobs routes.
 pub fn routes() -> Router<AppState> {
-    let r = Router::new();
-    let r = route(r, "/jobs/", get(list));
-    let r = route(r, "/jobs/statistics/", get(statistics));
-    let r = route(r, "/jobs/{id}/", get(retrieve));
-    let r = route(r, "/jobs/{id}/retry/", post(retry));
-    route(r, "/jobs/{id}/cancel/", post(cancel))
+    declared().into_router()
+}
+
+/// The Jobs routes as data: each path (under `/api/ai-video`, with its trailing slash) and
+/// the methods it answers — the table `routes()` is built from.
+pub fn route_table() -> Vec<RouteSpec> {
+    declared().into_table()
 }
 
 /// The Jobs Lambda's whole router.

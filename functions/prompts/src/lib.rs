@@ -5,7 +5,6 @@ use axum::Router;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde_json::{Map, Value};
 use shared::domain::ids::{PromptId, SceneId, StoryId};
 use shared::domain::prompt::{NewPrompt, PromptEdit, PromptType, ScenePrompt, check_parameters};
@@ -15,17 +14,30 @@ use shared::http::error::ApiResult;
 use shared::http::etag::{IfMatch, with_etag};
 use shared::http::jobs::{accepted, render_options};
 use shared::http::json::{Fields, JsonObject, string};
-use shared::http::{API_PREFIX, AppState, Caller, Listing, QueryParams, api, created, route, views};
+use shared::http::routing::{RouteSpec, Routes, get, post};
+use shared::http::{API_PREFIX, AppState, Caller, Listing, QueryParams, api, created, views};
 use shared::ports::{ChildOrdering, PromptFilter};
 use shared::{Error, FieldErrors};
 
+/// The Prompts routes as declared: each path and its handler per method. `routes()` is built
+/// from this and `route_table()` exports it, so the two cannot differ.
+fn declared() -> Routes {
+    Routes::new()
+        .at("/prompts/", get(list).post(create))
+        .at("/prompts/{id}/", get(retrieve).put(replace).patch(update).delete(destroy))
+        .at("/prompts/{id}/select/", post(select))
+        .at("/prompts/{id}/test/", post(test))
+}
+
 /// The Prompts routes.
 pub fn routes() -> Router<AppState> {
-    let r = Router::new();
-    let r = route(r, "/prompts/", get(list).post(create));
-    let r = route(r, "/prompts/{id}/", get(retrieve).put(replace).patch(update).delete(destroy));
-    let r = route(r, "/prompts/{id}/select/", post(select));
-    route(r, "/prompts/{id}/test/", post(test))
+    declared().into_router()
+}
+
+/// The Prompts routes as data: each path (under `/api/ai-video`, with its trailing slash) and
+/// the methods it answers — the table `routes()` is built from.
+pub fn route_table() -> Vec<RouteSpec> {
+    declared().into_table()
 }
 
 /// The Prompts Lambda's whole router.

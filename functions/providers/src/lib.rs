@@ -6,24 +6,36 @@ use axum::Router;
 use axum::extract::{Path, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 use shared::domain::provider::{AiProviderConfig, PricePerSecond};
 use shared::domain::values::AiProvider;
 use shared::http::error::ApiResult;
 use shared::http::etag::{IfMatch, with_etag};
 use shared::http::json::{Fields, JsonObject, Parse, boolean, integer, number, string};
-use shared::http::{AppState, Caller, api, route};
+use shared::http::routing::{RouteSpec, Routes, get, post};
+use shared::http::{AppState, Caller, api};
 use shared::services::ProviderEdit;
 use shared::{Error, FieldErrors};
 
+/// The Providers routes as declared: each path and its handler per method. `routes()` is built
+/// from this and `route_table()` exports it, so the two cannot differ.
+fn declared() -> Routes {
+    Routes::new()
+        .at("/providers/", get(list).post(create))
+        .at("/providers/{provider}/", get(retrieve).put(replace).patch(update))
+        .at("/providers/{provider}/disable/", post(disable))
+        .at("/providers/{provider}/enable/", post(enable))
+}
+
 /// The Providers routes.
 pub fn routes() -> Router<AppState> {
-    let r = Router::new();
-    let r = route(r, "/providers/", get(list).post(create));
-    let r = route(r, "/providers/{provider}/", get(retrieve).put(replace).patch(update));
-    let r = route(r, "/providers/{provider}/disable/", post(disable));
-    route(r, "/providers/{provider}/enable/", post(enable))
+    declared().into_router()
+}
+
+/// The Providers routes as data: each path (under `/api/ai-video`, with its trailing slash) and
+/// the methods it answers — the table `routes()` is built from.
+pub fn route_table() -> Vec<RouteSpec> {
+    declared().into_table()
 }
 
 /// The Providers Lambda's whole router.

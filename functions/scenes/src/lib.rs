@@ -5,7 +5,6 @@ use axum::Router;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde_json::{Map, Value, json};
 use shared::domain::ids::{SceneId, StoryId};
 use shared::domain::render::RenderOptions;
@@ -15,21 +14,34 @@ use shared::http::error::ApiResult;
 use shared::http::etag::{IfMatch, with_etag};
 use shared::http::jobs::{accepted, render_options};
 use shared::http::json::{Fields, JsonBody, JsonObject, integer, number, parse_value, string};
-use shared::http::{API_PREFIX, AppState, Caller, Listing, QueryParams, api, created, route, views};
+use shared::http::routing::{RouteSpec, Routes, get, post};
+use shared::http::{API_PREFIX, AppState, Caller, Listing, QueryParams, api, created, views};
 use shared::ports::{ChildOrdering, SceneFilter};
 use shared::{Error, FieldErrors};
 
 /// Most scenes one `bulk_create/` accepts.
 const MAX_BULK: usize = 100;
 
+/// The Scenes routes as declared: each path and its handler per method. `routes()` is built
+/// from this and `route_table()` exports it, so the two cannot differ.
+fn declared() -> Routes {
+    Routes::new()
+        .at("/scenes/", get(list).post(create))
+        .at("/scenes/bulk_create/", post(bulk_create))
+        .at("/scenes/{id}/", get(retrieve).put(replace).patch(update).delete(destroy))
+        .at("/scenes/{id}/reorder/", post(reorder))
+        .at("/scenes/{id}/generate/", post(generate))
+}
+
 /// The Scenes routes.
 pub fn routes() -> Router<AppState> {
-    let r = Router::new();
-    let r = route(r, "/scenes/", get(list).post(create));
-    let r = route(r, "/scenes/bulk_create/", post(bulk_create));
-    let r = route(r, "/scenes/{id}/", get(retrieve).put(replace).patch(update).delete(destroy));
-    let r = route(r, "/scenes/{id}/reorder/", post(reorder));
-    route(r, "/scenes/{id}/generate/", post(generate))
+    declared().into_router()
+}
+
+/// The Scenes routes as data: each path (under `/api/ai-video`, with its trailing slash) and
+/// the methods it answers — the table `routes()` is built from.
+pub fn route_table() -> Vec<RouteSpec> {
+    declared().into_table()
 }
 
 /// The Scenes Lambda's whole router.

@@ -8,37 +8,50 @@ use axum::Router;
 use axum::extract::{OriginalUri, Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post};
 use serde_json::json;
 use shared::domain::ids::StoryId;
 use shared::domain::render::{RenderOptions, RenderStage};
 use shared::domain::story::Story;
 use shared::http::error::ApiResult;
 use shared::http::etag::{IfMatch, with_etag};
+use shared::http::idempotency::CreationId;
 use shared::http::jobs::{accepted, job_filter, render_options, story_view};
 use shared::http::json::JsonObject;
+use shared::http::routing::{RouteSpec, Routes, get, post};
 use shared::http::{
-    API_PREFIX, AppState, Caller, Listing, QueryParams, api, created, job_media_keys, route, story_media_keys, views,
+    API_PREFIX, AppState, Caller, Listing, QueryParams, api, created, job_media_keys, story_media_keys, views,
 };
 use shared::services::WriterChoice;
 use shared::{Error, FieldErrors};
 
+/// The Stories routes as declared: each path and its handler per method. `routes()` is built
+/// from this and `route_table()` exports it, so the two cannot differ.
+fn declared() -> Routes {
+    Routes::new()
+        .at("/stories/", get(list).post(create))
+        .at("/stories/statistics/", get(statistics))
+        .at("/stories/{id}/", get(retrieve).put(replace).patch(update).delete(destroy))
+        .at("/stories/{id}/lock/", post(lock))
+        .at("/stories/{id}/unlock/", post(unlock))
+        .at("/stories/{id}/transition/", post(transition))
+        .at("/stories/{id}/transitions/", get(transitions))
+        .at("/stories/{id}/scenes/bulk/", post(bulk_scenes))
+        .at("/stories/{id}/generate-prompts/", post(generate_prompts))
+        .at("/stories/{id}/cost_estimate/", get(cost_estimate))
+        .at("/stories/{id}/generate_preview/", post(generate_preview))
+        .at("/stories/{id}/render_final/", post(render_final))
+        .at("/stories/{id}/jobs/", get(story_jobs))
+}
+
 /// The Stories routes, to be wrapped by `shared::http::api` (alone, or with other functions').
 pub fn routes() -> Router<AppState> {
-    let r = Router::new();
-    let r = route(r, "/stories/", get(list).post(create));
-    let r = route(r, "/stories/statistics/", get(statistics));
-    let r = route(r, "/stories/{id}/", get(retrieve).put(replace).patch(update).delete(destroy));
-    let r = route(r, "/stories/{id}/lock/", post(lock));
-    let r = route(r, "/stories/{id}/unlock/", post(unlock));
-    let r = route(r, "/stories/{id}/transition/", post(transition));
-    let r = route(r, "/stories/{id}/transitions/", get(transitions));
-    let r = route(r, "/stories/{id}/scenes/bulk/", post(bulk_scenes));
-    let r = route(r, "/stories/{id}/generate-prompts/", post(generate_prompts));
-    let r = route(r, "/stories/{id}/cost_estimate/", get(cost_estimate));
-    let r = route(r, "/stories/{id}/generate_preview/", post(generate_preview));
-    let r = route(r, "/stories/{id}/render_final/", post(render_final));
-    route(r, "/stories/{id}/jobs/", get(story_jobs))
+    declared().into_router()
+}
+
+/// The Stories routes as data: each path (under `/api/ai-video`, with its trailing slash) and
+/// the methods it answers — the table `routes()` is built from.
+pub fn route_table() -> Vec<RouteSpec> {
+    declared().into_table()
 }
 
 /// The Stories Lambda's whole router.
@@ -71,9 +84,15 @@ async fn list(
     Ok(listing.respond(page, &state.cursors, &uri, &headers, |s| views::story(&s, &links)))
 }
 
-async fn create(State(state): State<AppState>, caller: Caller, JsonObject(body): JsonObject) -> ApiResult<Response> {
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    keyed: Option<axum::Extension<CreationId>>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Response> {
     let new = requests::new_story(&body)?;
-    let story = state.stories.create(&caller.user, new).await?;
+    // With an Idempotency-Key the story's id comes from the key: a retry finds it again.
+    let story = state.stories.create(&caller.user, new, keyed.map(|k| k.0.0)).await?;
     Ok(created(&format!("{API_PREFIX}/stories/{}/", story.id), story.version, story_view(&state, &story).await))
 }
 

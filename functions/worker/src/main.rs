@@ -13,6 +13,7 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     let consumer = shared::runtime::build_worker(&config).await?;
     if std::env::var_os("AWS_LAMBDA_RUNTIME_API").is_none() {
         tracing::info!("not in Lambda: consuming the job queue locally");
+        consumer.recover_after_restart().await;
         let visibility = Duration::from_secs(config.worker.visibility_seconds);
         consumer.consume(visibility, shared::runtime::shutdown_signal()).await;
         return Ok(());

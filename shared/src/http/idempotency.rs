@@ -52,6 +52,31 @@ fn replay(stored: StoredResponse) -> Response {
     response
 }
 
+/// The id an `Idempotency-Key` request gives the object it creates: the same for every retry of
+/// the request, so a retry after a crash that came between the object's commit and the stored
+/// answer finds the object again instead of making a second one (SPEC §8.2).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreationId(pub ulid::Ulid);
+
+/// The ULID of the object created by `key` of `owner`: its time is the key's first claim (so it
+/// sorts where the object was first asked for) and its randomness a hash of the owner and the key.
+pub fn creation_id(
+    owner: &crate::domain::ids::UserId,
+    key: &str,
+    first_claimed_at: chrono::DateTime<chrono::Utc>,
+) -> ulid::Ulid {
+    let mut hash = Sha256::new();
+    hash.update(b"aivideo creation id v1\0");
+    hash.update(owner.as_str().as_bytes());
+    hash.update([0]);
+    hash.update(key.as_bytes());
+    let digest = hash.finalize();
+    let mut bytes = [0u8; 16];
+    bytes[6..].copy_from_slice(&digest[..10]);
+    let random = u128::from_be_bytes(bytes);
+    ulid::Ulid::from_parts(u64::try_from(first_claimed_at.timestamp_millis()).unwrap_or(0), random)
+}
+
 /// Middleware for the authenticated routes.
 pub async fn idempotent(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if request.method() != Method::POST {
@@ -81,7 +106,9 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
         Ok(IdempotencyClaim::Mismatch) => ApiError::IdempotencyKeyReused.into_response(),
         Ok(IdempotencyClaim::InProgress) => ApiError::IdempotencyInProgress.into_response(),
         Ok(IdempotencyClaim::Replay(stored)) => replay(stored),
-        Ok(IdempotencyClaim::Fresh) => {
+        Ok(IdempotencyClaim::Fresh { first_claimed_at }) => {
+            let mut parts = parts;
+            parts.extensions.insert(CreationId(creation_id(&caller.user, &key, first_claimed_at)));
             let response = next.run(Request::from_parts(parts, Body::from(bytes))).await;
             let (head, body) = response.into_parts();
             let body = match axum::body::to_bytes(body, usize::MAX).await {
@@ -93,6 +120,8 @@ pub async fn idempotent(State(state): State<AppState>, request: Request, next: N
                     return Error::internal(e).into_response();
                 }
             };
+            // The effect is committed, its answer not yet kept: the crash that made duplicates.
+            crate::crash_point!("idempotency.before_answer_kept");
             let status = head.status;
             let keep = !(status.is_server_error() || status == StatusCode::TOO_MANY_REQUESTS);
             let outcome = if keep {
@@ -130,6 +159,18 @@ mod tests {
         assert!(!valid_key("with space"));
         assert!(!valid_key(&"k".repeat(256)));
         assert!(!valid_key("é"));
+    }
+
+    #[test]
+    fn a_creation_id_is_the_same_for_every_retry_and_differs_by_owner_and_key() {
+        let alice = crate::domain::ids::UserId::parse("alice").unwrap();
+        let bob = crate::domain::ids::UserId::parse("bob").unwrap();
+        let at = chrono::DateTime::from_timestamp_millis(1_700_000_000_123).unwrap();
+        let id = creation_id(&alice, "k1", at);
+        assert_eq!(id, creation_id(&alice, "k1", at));
+        assert_eq!(id.timestamp_ms(), 1_700_000_000_123, "sorts where it was first asked for");
+        assert_ne!(id, creation_id(&bob, "k1", at));
+        assert_ne!(id, creation_id(&alice, "k2", at));
     }
 
     #[test]

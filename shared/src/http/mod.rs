@@ -11,6 +11,7 @@ pub mod jobs;
 pub mod json;
 pub mod openapi;
 pub mod pagination;
+pub mod routing;
 pub mod views;
 
 use std::sync::Arc;
@@ -97,8 +98,9 @@ pub fn job_media_keys<'a>(jobs: impl IntoIterator<Item = &'a crate::domain::job:
 }
 
 /// Adds `path` (relative to the API prefix, written with its trailing slash) both with and without
-/// the trailing slash, as DRF's router with `trailing_slash` optional does.
-pub fn route(router: Router<AppState>, path: &str, methods: MethodRouter<AppState>) -> Router<AppState> {
+/// the trailing slash, as DRF's router with `trailing_slash` optional does. Functions declare their
+/// routes with [`routing::Routes`], which calls this.
+pub fn route<S: Clone + Send + Sync + 'static>(router: Router<S>, path: &str, methods: MethodRouter<S>) -> Router<S> {
     let full = format!("{API_PREFIX}{path}");
     let bare = full.trim_end_matches('/').to_owned();
     router.route(&full, methods.clone()).route(&bare, methods)

@@ -78,21 +78,26 @@ pub fn worker(config: &Config, backend: &Backend, ffmpeg: Ffmpeg) -> Result<JobC
 }
 
 impl JobConsumer {
+    /// On the embedded backend, before serving: this process owns the data dir alone, so what a
+    /// crashed one held (messages in flight, job leases, unanswered idempotency claims) is free at
+    /// once. Nothing to do on AWS, where other workers may be alive.
+    pub async fn recover_after_restart(&self) {
+        if let Some(queue) = &self.recovery {
+            match queue.recover_after_restart().await {
+                Ok(done) => tracing::info!(?done, "recovered the previous process's work"),
+                Err(e) => {
+                    tracing::error!(error = %e, "recovery after restart failed; leases and visibility run out on their own");
+                }
+            }
+        }
+    }
+
     /// The in-process consumer of `aivideo serve` (and of the worker binary outside Lambda):
     /// receives batches from the job queue the way the Lambda event source mapping does (batch of
     /// 10, visibility timeout, per-message settlement) and hands each message to the worker,
     /// until `stop` resolves.
     pub async fn consume(&self, visibility: Duration, stop: impl std::future::Future<Output = ()>) {
         tokio::pin!(stop);
-        if let Some(queue) = &self.recovery {
-            // This process owns the data dir alone: what a crashed one held is free at once.
-            match queue.recover_after_restart().await {
-                Ok(done) => tracing::info!(?done, "recovered the previous process's work"),
-                Err(e) => {
-                    tracing::error!(error = %e, "recovery after restart failed; leases and visibility run out on their own")
-                }
-            }
-        }
         let mut last_sweep = tokio::time::Instant::now();
         loop {
             if let Some(queue) = &self.recovery

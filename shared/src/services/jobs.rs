@@ -126,6 +126,8 @@ impl JobService {
             at: now,
         };
         let (story, jobs) = self.jobs.start_render(request, build).await?;
+        // Committed, not yet sent: the sweep sends what a crash here leaves without a message.
+        crate::crash_point!("render.before_enqueue");
         for job in jobs.iter().filter(|j| j.renders_a_clip()) {
             self.enqueue(job).await?;
         }

@@ -26,11 +26,20 @@ impl StoryService {
         Self { store, clock, ids }
     }
 
-    /// Creates a DRAFT story owned by `owner`.
-    pub async fn create(&self, owner: &UserId, new: NewStory) -> Result<Story> {
-        let story = Story::create(StoryId::from_ulid(self.ids.new_id()), owner.clone(), new, self.clock.now());
-        self.store.create_story(&story).await?;
-        Ok(story)
+    /// Creates a DRAFT story owned by `owner`. With `keyed` (the id an `Idempotency-Key` derives),
+    /// a story already created under that id by an earlier try of the same request is the answer:
+    /// never a second story.
+    pub async fn create(&self, owner: &UserId, new: NewStory, keyed: Option<ulid::Ulid>) -> Result<Story> {
+        let id = StoryId::from_ulid(keyed.unwrap_or_else(|| self.ids.new_id()));
+        let story = Story::create(id, owner.clone(), new, self.clock.now());
+        match self.store.create_story(&story).await {
+            Ok(()) => Ok(story),
+            Err(crate::Error::Conflict { .. }) if keyed.is_some() => {
+                tracing::info!(story_id = %story.id, "an earlier try of this keyed request created the story");
+                self.store.story(owner, &story.id).await
+            }
+            Err(e) => Err(e),
+        }
     }
 
     /// One of `owner`'s stories.

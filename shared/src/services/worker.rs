@@ -165,6 +165,7 @@ impl Worker {
                 Err(e) => return Err(e),
             };
         tracing::info!(attempt = job.attempts, "claimed");
+        crate::crash_point!("worker.after_claim");
         if job.composes() {
             self.compose(job).await
         } else if job.renders_a_clip() {
@@ -223,6 +224,7 @@ impl Worker {
                         return Ok(());
                     }
                     tracing::info!(task, "submitted");
+                    crate::crash_point!("worker.after_task_recorded");
                     job = next;
                     task
                 }
@@ -320,6 +322,7 @@ impl Worker {
         media.width = probe.width;
         media.height = probe.height;
         media.size_bytes = self.media.put_file(&media.key, &file, "video/mp4").await?;
+        crate::crash_point!("worker.after_clip_stored");
         let cost = clip_cost(clip.duration_seconds, render.terms.price_per_second_usd);
 
         let mut current = job;
@@ -345,6 +348,7 @@ impl Worker {
             }
             if self.commit(writes, None).await? {
                 tracing::info!(key = %media.key, cost, "clip stored");
+                crate::crash_point!("worker.after_fan_in");
                 crate::metrics::job_finished(&finished, "succeeded");
                 if let Some(compose) = released {
                     tracing::info!(compose_job = %compose.id, "last clip of the render: composing");
@@ -494,6 +498,7 @@ impl Worker {
             RenderStage::Final => format!("stories/{}/final-{}.{}", job.story, job.id, format.extension()),
         };
         let size_bytes = self.media.put_file(&key, &out, format.content_type()).await?;
+        crate::crash_point!("worker.after_composed_stored");
         let media = RenderedMedia {
             key,
             duration_seconds: probe.duration_seconds,
@@ -524,6 +529,7 @@ impl Worker {
             let finished = done.clone();
             match self.jobs.commit_jobs(vec![done], Some(effect)).await? {
                 Committed::Done(story) => {
+                    crate::crash_point!("worker.after_story_moved");
                     crate::metrics::job_finished(&finished, "succeeded");
                     match story {
                         Some(story) => tracing::info!(status = %story.status, key = %media.key, "render composed"),

@@ -149,15 +149,7 @@ impl JobStore for EmbeddedStore {
     async fn start_render(&self, request: MoveRequest, build: Arc<RenderBuilder>) -> Result<(Story, Vec<Job>)> {
         self.write(move |txn| {
             let state = load_plan(txn, &request.owner, &request.story)?;
-            state.story.check_version(request.expected_version)?;
-            let (next, record) = state.story.moved(
-                request.to,
-                request.mover,
-                request.actor.clone(),
-                request.reason.clone(),
-                Vec::new,
-                request.at,
-            )?;
+            let (next, record) = request.render_start(&state.story)?;
             let plan = StoryPlan { story: state.story.clone(), scenes: state.scenes, prompts: state.prompts };
             let jobs = build(&plan)?;
             put_moved(txn, &next, &record)?;

@@ -74,6 +74,12 @@ impl EmbeddedQueue {
                         leases += 1;
                     }
                 }
+                // Keyed requests the dead process never answered: their retries take over now
+                // (and find what the first try created, by its derived id).
+                let claims = super::store::abandon_unanswered_claims(txn)?;
+                if claims > 0 {
+                    tracing::info!(claims, "idempotency claims of the previous process released");
+                }
                 Ok((messages, leases))
             })
             .await?;

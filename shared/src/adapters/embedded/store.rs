@@ -438,6 +438,32 @@ struct IdempotencyRecord {
     claimed_at: DateTime<Utc>,
     #[serde(default)]
     response: Option<StoredResponse>,
+    /// When the key was first claimed for this request (kept when a dead claim is taken over).
+    #[serde(default)]
+    first_claimed_at: Option<DateTime<Utc>>,
+    /// Claimed by a process that is gone (set at restart): taken over at once.
+    #[serde(default)]
+    abandoned: bool,
+}
+
+/// At start-up of the process that owns the data dir: the claims the dead process held without
+/// answering are taken over at once by their retries, not after the claim lease.
+pub(super) fn abandon_unanswered_claims(txn: &WriteTransaction) -> Result<usize> {
+    let mut table = txn.open_table(IDEMPOTENCY).map_err(internal)?;
+    let mut held: Vec<(String, IdempotencyRecord)> = Vec::new();
+    for entry in table.iter().map_err(internal)? {
+        let (k, v) = entry.map_err(internal)?;
+        let record: IdempotencyRecord = decode(v.value())?;
+        if record.response.is_none() && !record.abandoned {
+            held.push((k.value().to_owned(), record));
+        }
+    }
+    let count = held.len();
+    for (k, mut record) in held {
+        record.abandoned = true;
+        table.insert(k.as_str(), encode(&record)?.as_slice()).map_err(internal)?;
+    }
+    Ok(count)
 }
 
 #[async_trait]
@@ -457,24 +483,34 @@ impl IdempotencyStore for EmbeddedStore {
                 Some(bytes) => Some(decode(bytes.value())?),
                 None => None,
             };
+            let mut first_claimed_at = now;
             if let Some(record) = existing {
                 let age = now - record.claimed_at;
                 let expired = age > ChronoDuration::hours(IDEMPOTENCY_TTL_HOURS);
-                let abandoned =
-                    record.response.is_none() && age > ChronoDuration::seconds(IDEMPOTENCY_CLAIM_LEASE_SECONDS);
-                if !expired && !abandoned {
-                    return Ok(if record.fingerprint != fingerprint {
-                        IdempotencyClaim::Mismatch
-                    } else if let Some(response) = record.response {
-                        IdempotencyClaim::Replay(response)
-                    } else {
-                        IdempotencyClaim::InProgress
-                    });
+                if !expired {
+                    if record.fingerprint != fingerprint {
+                        return Ok(IdempotencyClaim::Mismatch);
+                    }
+                    if let Some(response) = record.response {
+                        return Ok(IdempotencyClaim::Replay(response));
+                    }
+                    let abandoned = record.abandoned || age > ChronoDuration::seconds(IDEMPOTENCY_CLAIM_LEASE_SECONDS);
+                    if !abandoned {
+                        return Ok(IdempotencyClaim::InProgress);
+                    }
+                    // Taken over: the same request, so the same first claim (and derived ids).
+                    first_claimed_at = record.first_claimed_at.unwrap_or(record.claimed_at);
                 }
             }
-            let record = IdempotencyRecord { fingerprint, claimed_at: now, response: None };
+            let record = IdempotencyRecord {
+                fingerprint,
+                claimed_at: now,
+                response: None,
+                first_claimed_at: Some(first_claimed_at),
+                abandoned: false,
+            };
             table.insert(record_key.as_str(), encode(&record)?.as_slice()).map_err(internal)?;
-            Ok(IdempotencyClaim::Fresh)
+            Ok(IdempotencyClaim::Fresh { first_claimed_at })
         })
         .await
     }

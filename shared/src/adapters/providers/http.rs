@@ -99,7 +99,9 @@ impl Call {
 pub struct Wire {
     /// The provider's name, for errors and logs.
     pub provider: &'static str,
-    client: reqwest::Client,
+    /// Built at the first call: the worker's cold start loads no TLS roots for providers that a
+    /// batch does not use.
+    client: Arc<std::sync::OnceLock<reqwest::Client>>,
     policy: WirePolicy,
     secrets: Arc<dyn SecretSource>,
     parse_error: ErrorParser,
@@ -143,14 +145,22 @@ impl Wire {
         secrets: Arc<dyn SecretSource>,
         parse_error: ErrorParser,
     ) -> Result<Self, ProviderError> {
-        let client = reqwest::Client::builder()
-            .connect_timeout(policy.connect_timeout)
-            .timeout(policy.request_timeout)
+        Ok(Self { provider, client: Arc::new(std::sync::OnceLock::new()), policy, secrets, parse_error })
+    }
+
+    /// The HTTP client, built once, at the first call.
+    fn client(&self) -> Result<&reqwest::Client, ProviderError> {
+        if let Some(client) = self.client.get() {
+            return Ok(client);
+        }
+        let built = reqwest::Client::builder()
+            .connect_timeout(self.policy.connect_timeout)
+            .timeout(self.policy.request_timeout)
             // API calls never follow redirects: an answer elsewhere is not the provider's.
             .redirect(reqwest::redirect::Policy::none())
             .build()
             .map_err(|e| ProviderError::permanent("client", e.to_string()))?;
-        Ok(Self { provider, client, policy, secrets, parse_error })
+        Ok(self.client.get_or_init(|| built))
     }
 
     /// The API key in the secret `name`, from the secret source.
@@ -196,7 +206,7 @@ impl Wire {
     }
 
     async fn try_once(&self, call: &Call) -> Result<Answer, Attempt> {
-        let mut request = self.client.request(call.method.clone(), &call.url);
+        let mut request = self.client().map_err(Attempt::Refused)?.request(call.method.clone(), &call.url);
         for (name, value) in &call.headers {
             request = request.header(name, value);
         }

@@ -137,15 +137,7 @@ impl JobStore for DynamoStore {
             back_off(attempt).await;
             let aggregate = self.aggregate(&request.owner, &request.story).await?;
             let record = &aggregate.record;
-            record.story.check_version(request.expected_version)?;
-            let (next, history) = record.story.moved(
-                request.to,
-                request.mover,
-                request.actor.clone(),
-                request.reason.clone(),
-                Vec::new,
-                request.at,
-            )?;
+            let (next, history) = request.render_start(&record.story)?;
             let plan = StoryPlan {
                 story: record.story.clone(),
                 scenes: aggregate.scenes.clone(),
