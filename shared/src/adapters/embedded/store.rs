@@ -107,8 +107,6 @@ impl EmbeddedStore {
             other => Error::internal(format!("cannot open {}: {other}", path.display())),
         })?;
         let store = Self { db: Arc::new(db) };
-        // Create every table once, so readers never meet a missing table.
-        let txn = store.db.begin_write().map_err(internal)?;
         let tables = [
             STORIES,
             OWNER_STORIES,
@@ -125,10 +123,18 @@ impl EmbeddedStore {
             super::queue::DEAD_LETTERS,
             super::providers::PROVIDERS,
         ];
-        for table in tables {
-            txn.open_table(table).map_err(internal)?;
+        // Create every table once, so readers never meet a missing table — only when one is
+        // missing: a cold start on an existing data dir reads, it does not write (and fsync).
+        let read = store.db.begin_read().map_err(internal)?;
+        let missing = tables.iter().any(|table| read.open_table(*table).is_err());
+        drop(read);
+        if missing {
+            let txn = store.db.begin_write().map_err(internal)?;
+            for table in tables {
+                txn.open_table(table).map_err(internal)?;
+            }
+            txn.commit().map_err(internal)?;
         }
-        txn.commit().map_err(internal)?;
         Ok(store)
     }
 
