@@ -689,7 +689,7 @@ fn operation(o: &Op, all: &[Op]) -> Value {
     if o.if_match {
         parameters.push(json!({
             "name": "If-Match", "in": "header", "required": false,
-            "schema": {"type": "string", "pattern": trimmed("(?:\\*|(?:W/)?\"[!#-~]*\"(?:[ \\t]*,[ \\t]*(?:W/)?\"[!#-~]*\")*)")},
+            "schema": {"type": "string", "pattern": trimmed("(?:\\*|(?:W/)?\"[!#-~]*\"(?:[ \\t]*,[ \\t]*(?:W/)?\"[!#-~]*\")*)?")},
             "description": "`*` or a list of entity tags (RFC 9110): a strong tag naming the current version matches; any other well-formed tag (weak tags included) answers 412.",
         }));
     }
