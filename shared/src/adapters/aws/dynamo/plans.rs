@@ -74,38 +74,15 @@ impl PlanStore for DynamoStore {
         ordering: ChildOrdering,
         page: &PageRequest,
     ) -> Result<Page<Scene>> {
-        if let Some(story) = &filter.story {
-            // One story: one Query of its partition.
-            let mut items = Vec::new();
-            for aggregate in self.listed_aggregates(owner, Some(story)).await? {
-                for scene in aggregate.scenes.into_iter().filter(|s| filter.admits(s)) {
-                    items.push((scene_listing_key(&scene, ordering), scene));
-                }
-            }
-            return Ok(Page::from_sorted(items, page));
-        }
-        // Every story of the owner, read in proportion to the page.
-        let scanned = match ordering {
-            ChildOrdering::CreatedAt => {
-                self.children_by_id(&format!("SCENES#{owner}"), page, |item| {
-                    let scene: Scene = from_item(item)?;
-                    Ok(filter.admits(&scene).then(|| (scene.id.to_string(), scene)))
-                })
-                .await?
-            }
-            ChildOrdering::Order => {
-                self.children_by_story(owner, page, |aggregate| {
-                    aggregate
-                        .scenes
-                        .into_iter()
-                        .filter(|s| filter.admits(s))
-                        .map(|s| (scene_listing_key(&s, ordering), s))
-                        .collect()
-                })
-                .await?
-            }
+        let rows = |aggregate: Aggregate| -> Vec<(String, Scene)> {
+            let scenes = aggregate.scenes.into_iter().filter(|s| filter.admits(s));
+            scenes.map(|s| (scene_listing_key(&s, ordering), s)).collect()
         };
-        Ok(Page::from_scan(scanned, page))
+        let by_id = |item: Item| -> Result<Option<(String, Scene)>> {
+            let scene: Scene = from_item(item)?;
+            Ok(filter.admits(&scene).then(|| (scene.id.to_string(), scene)))
+        };
+        self.list_children(owner, filter.story.clone(), "SCENES", ordering, page, rows, by_id).await
     }
 
     async fn prompt(&self, owner: &UserId, id: &PromptId) -> Result<ScenePrompt> {
@@ -131,40 +108,47 @@ impl PlanStore for DynamoStore {
             },
             (None, None) => None,
         };
-        if let Some(story) = story {
-            let mut items = Vec::new();
-            for aggregate in self.listed_aggregates(owner, Some(&story)).await? {
-                for prompt in aggregate.prompts.iter().filter(|p| filter.admits(p)) {
-                    items.push((prompt_listing_key(prompt, &aggregate.scenes, ordering), prompt.clone()));
-                }
-            }
-            return Ok(Page::from_sorted(items, page));
-        }
-        let scanned = match ordering {
-            ChildOrdering::CreatedAt => {
-                self.children_by_id(&format!("PROMPTS#{owner}"), page, |item| {
-                    let prompt: ScenePrompt = from_item(item)?;
-                    Ok(filter.admits(&prompt).then(|| (prompt.id.to_string(), prompt)))
-                })
-                .await?
-            }
-            ChildOrdering::Order => {
-                self.children_by_story(owner, page, |aggregate| {
-                    aggregate
-                        .prompts
-                        .iter()
-                        .filter(|p| filter.admits(p))
-                        .map(|p| (prompt_listing_key(p, &aggregate.scenes, ordering), p.clone()))
-                        .collect()
-                })
-                .await?
-            }
+        let rows = |aggregate: Aggregate| -> Vec<(String, ScenePrompt)> {
+            let prompts = aggregate.prompts.iter().filter(|p| filter.admits(p));
+            prompts.map(|p| (prompt_listing_key(p, &aggregate.scenes, ordering), p.clone())).collect()
         };
-        Ok(Page::from_scan(scanned, page))
+        let by_id = |item: Item| -> Result<Option<(String, ScenePrompt)>> {
+            let prompt: ScenePrompt = from_item(item)?;
+            Ok(filter.admits(&prompt).then(|| (prompt.id.to_string(), prompt)))
+        };
+        self.list_children(owner, story, "PROMPTS", ordering, page, rows, by_id).await
     }
 }
 
 impl DynamoStore {
+    /// A page of the owner's scenes or prompts (`kind` `SCENES` / `PROMPTS`): of one story, one
+    /// Query of its partition (`rows` of its aggregate); of every story, in creation order one
+    /// Query of GSI3 (`by_id` per item), in (story, order) order the story-by-story walk.
+    #[allow(clippy::too_many_arguments)]
+    async fn list_children<T>(
+        &self,
+        owner: &UserId,
+        story: Option<StoryId>,
+        kind: &str,
+        ordering: ChildOrdering,
+        page: &PageRequest,
+        rows: impl Fn(Aggregate) -> Vec<(String, T)>,
+        by_id: impl Fn(Item) -> Result<Option<(String, T)>>,
+    ) -> Result<Page<T>> {
+        if let Some(story) = story {
+            let mut items = Vec::new();
+            for aggregate in self.listed_aggregates(owner, Some(&story)).await? {
+                items.extend(rows(aggregate));
+            }
+            return Ok(Page::from_sorted(items, page));
+        }
+        let scanned = match ordering {
+            ChildOrdering::CreatedAt => self.children_by_id(&format!("{kind}#{owner}"), page, by_id).await?,
+            ChildOrdering::Order => self.children_by_story(owner, page, rows).await?,
+        };
+        Ok(Page::from_scan(scanned, page))
+    }
+
     /// The owner's scenes or prompts (`index_pk` `SCENES#<owner>` / `PROMPTS#<owner>` on GSI3) in
     /// id order from the page's position, `limit + 1` of those `keep` admits: reads in proportion
     /// to the page, not to the number of stories.
