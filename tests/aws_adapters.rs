@@ -54,7 +54,7 @@ async fn create_resources_makes_the_table_queues_with_a_dead_letter_queue_bucket
     let mut indexes: Vec<String> =
         table.table().unwrap().global_secondary_indexes().iter().map(|i| i.index_name().unwrap().to_owned()).collect();
     indexes.sort();
-    assert_eq!(indexes, ["GSI1", "GSI2", "GSI3"], "{indexes:?}");
+    assert_eq!(indexes, ["GSI1", "GSI2", "GSI3", "GSI4"], "{indexes:?}");
     let attributes = clients
         .sqs
         .get_queue_attributes()

@@ -288,3 +288,34 @@ async fn the_mixed_worker_batch_reports_only_its_poison_record() {
     assert_eq!(failed, vec!["msg-2".to_owned()]);
     assert_eq!((job.status.to_string().as_str(), job.attempts), ("succeeded", 1), "rendered once: {job:?}");
 }
+
+#[tokio::test]
+async fn the_scheduled_event_runs_the_sweep_through_the_worker_handler() {
+    let dir = tempfile::tempdir().unwrap();
+    // A queued job whose message is gone (the seed writes the job and sends nothing), queued
+    // five minutes ago: longer than the sweep's patience.
+    seed(dir.path(), Seed::Job).await;
+    {
+        let store = EmbeddedStore::open(dir.path()).unwrap();
+        let story = shared::domain::ids::StoryId::parse(EVENT_STORY).unwrap();
+        let mut job = store.story_job(&story, &JobId::parse(EVENT_JOB).unwrap()).await.unwrap();
+        job.queued_at -= chrono::Duration::minutes(5);
+        job.version += 1;
+        store.commit_jobs(vec![job], None).await.unwrap();
+    }
+    let config = Config {
+        data_dir: dir.path().to_path_buf(),
+        auth: AuthConfig { secret: Some(EVENT_SECRET.to_owned()), ..AuthConfig::default() },
+        ..Config::default()
+    };
+    let consumer = shared::runtime::build_worker(&config).await.unwrap();
+    let event: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("events/worker-schedule.json").unwrap()).unwrap();
+    let answer = worker::handle_event(&consumer, event).await;
+    assert_eq!(answer["swept"]["jobs_resent"], 1, "{answer}");
+    // And an SQS batch goes through the same entry point as before.
+    let batch: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string("events/worker-batch.json").unwrap()).unwrap();
+    let answer = worker::handle_event(&consumer, batch).await;
+    assert_eq!(answer, serde_json::json!({"batchItemFailures": []}));
+}

@@ -117,6 +117,10 @@ pub trait StoryStore: Send + Sync {
 
     /// The owner's figures.
     async fn story_statistics(&self, owner: &UserId) -> Result<StoryStatistics>;
+
+    /// Every story still rendering (PREVIEWING or FINALIZING), of every owner: what the sweep
+    /// checks for a render that finished without moving its story.
+    async fn rendering_stories(&self) -> Result<Vec<Story>>;
 }
 
 /// Filters of `GET scenes/`.
@@ -358,6 +362,10 @@ pub trait JobStore: Send + Sync {
 
     /// Every job of `owner` (for the figures).
     async fn owner_jobs(&self, owner: &UserId) -> Result<Vec<Job>>;
+
+    /// Every job not finished yet, of every owner: what the sweep checks for work without a
+    /// message or an owner.
+    async fn unfinished_jobs(&self) -> Result<Vec<Job>>;
 
     /// Starts a render in one atomic step: moves the story (PLANNED → PREVIEWING or
     /// PREVIEW_READY → FINALIZING, which locks it) with its history record and stores the jobs

@@ -28,6 +28,8 @@ pub struct TestApp {
     pub inbox: std::sync::Arc<dyn shared::ports::JobInbox>,
     /// On the embedded backend: the restart recovery and the sweep.
     pub recovery: Option<std::sync::Arc<shared::adapters::embedded::EmbeddedQueue>>,
+    /// The sweep against the store (the worker's scheduled event on AWS).
+    pub sweeper: shared::services::Sweeper,
     pub dir: tempfile::TempDir,
     /// AWS calls made by this app (on the `aws` backend).
     pub calls: Option<shared::adapters::aws::CallCounter>,
@@ -166,6 +168,7 @@ impl TestApp {
             worker: local.jobs.worker,
             inbox: local.jobs.inbox,
             recovery: local.jobs.recovery,
+            sweeper: local.jobs.sweeper,
             dir,
             calls,
         }

@@ -1,9 +1,9 @@
 //! The `worker` Lambda: builds the worker once per cold start (nothing of the API) and handles
-//! SQS batches. Outside Lambda it consumes the configured queue itself, as `aivideo serve` does.
+//! SQS batches and the scheduled sweep. Outside Lambda it consumes the configured queue itself,
+//! as `aivideo serve` does.
 
 use std::time::Duration;
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{LambdaEvent, service_fn};
 
 #[tokio::main]
@@ -18,10 +18,10 @@ async fn main() -> Result<(), lambda_runtime::Error> {
         consumer.consume(visibility, shared::runtime::shutdown_signal()).await;
         return Ok(());
     }
-    let worker = consumer.worker;
-    lambda_runtime::run(service_fn(move |event: LambdaEvent<SqsEvent>| {
-        let worker = worker.clone();
-        async move { Ok::<SqsBatchResponse, lambda_runtime::Error>(worker::handle_batch(&worker, event.payload).await) }
+    let consumer = std::sync::Arc::new(consumer);
+    lambda_runtime::run(service_fn(move |event: LambdaEvent<serde_json::Value>| {
+        let consumer = consumer.clone();
+        async move { Ok::<serde_json::Value, lambda_runtime::Error>(worker::handle_event(&consumer, event.payload).await) }
     }))
     .await
 }

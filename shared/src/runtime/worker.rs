@@ -24,6 +24,8 @@ pub struct JobConsumer {
     pub inbox: Arc<dyn JobInbox>,
     /// On the embedded backend: releases what a dead process held, and sweeps.
     pub recovery: Option<Arc<crate::adapters::embedded::EmbeddedQueue>>,
+    /// The sweep against the store (what the scheduled event runs on AWS).
+    pub sweeper: crate::services::Sweeper,
 }
 
 /// How often the in-process consumer sweeps for work without a message (SPEC §8.2: within 2 min).
@@ -74,7 +76,18 @@ pub fn worker(config: &Config, backend: &Backend, ffmpeg: Ffmpeg) -> Result<JobC
         clock,
         settings,
     );
-    Ok(JobConsumer { worker: Arc::new(worker), inbox: backend.inbox.clone(), recovery: backend.recovery.clone() })
+    let sweeper = crate::services::Sweeper::new(
+        backend.jobs.clone(),
+        backend.stories.clone(),
+        backend.queue.clone(),
+        backend.clock.clone(),
+    );
+    Ok(JobConsumer {
+        worker: Arc::new(worker),
+        inbox: backend.inbox.clone(),
+        recovery: backend.recovery.clone(),
+        sweeper,
+    })
 }
 
 impl JobConsumer {

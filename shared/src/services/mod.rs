@@ -5,6 +5,7 @@ mod plan;
 mod providers;
 mod renders;
 mod stories;
+mod sweep;
 #[cfg(feature = "render")]
 mod worker;
 
@@ -13,5 +14,6 @@ pub use plan::{GeneratedPrompts, PlanService, PromptWriter, WriterChoice, Writer
 pub use providers::{ProviderEdit, ProviderService};
 pub use renders::{fail_render, failure_reason};
 pub use stories::StoryService;
+pub use sweep::{SweepReport, Sweeper};
 #[cfg(feature = "render")]
 pub use worker::{Worker, WorkerSettings};

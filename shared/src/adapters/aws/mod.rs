@@ -17,7 +17,7 @@ use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterce
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
 
-pub use dynamo::{DynamoStore, GSI1, GSI2, GSI3};
+pub use dynamo::{DynamoStore, GSI1, GSI2, GSI3, GSI4};
 pub use errors::{aws_error, is_transient_code};
 pub use media::S3Media;
 pub use queue::SqsQueue;

@@ -6,7 +6,7 @@ use aws_sdk_dynamodb::types::{
     ScalarAttributeType, TimeToLiveSpecification,
 };
 
-use super::{AwsClients, GSI1, GSI2, GSI3};
+use super::{AwsClients, GSI1, GSI2, GSI3, GSI4};
 use crate::domain::error::{Error, Result};
 
 /// The names of the AWS resources, from configuration.
@@ -114,11 +114,14 @@ async fn create_table(clients: &AwsClients, table: &str) -> Result<()> {
         .attribute_definitions(attribute("GSI2PK")?)
         .attribute_definitions(attribute("GSI3PK")?)
         .attribute_definitions(attribute("GSI3SK")?)
+        .attribute_definitions(attribute("GSI4PK")?)
+        .attribute_definitions(attribute("GSI4SK")?)
         .key_schema(key("PK", KeyType::Hash)?)
         .key_schema(key("SK", KeyType::Range)?)
         .global_secondary_indexes(index(GSI1, "GSI1PK", Some("GSI1SK"))?)
         .global_secondary_indexes(index(GSI2, "GSI2PK", None)?)
         .global_secondary_indexes(index(GSI3, "GSI3PK", Some("GSI3SK"))?)
+        .global_secondary_indexes(index(GSI4, "GSI4PK", Some("GSI4SK"))?)
         .send()
         .await
         .map_err(|e| err("table", e))?;

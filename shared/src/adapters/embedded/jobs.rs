@@ -126,6 +126,21 @@ impl JobStore for EmbeddedStore {
         .await
     }
 
+    async fn unfinished_jobs(&self) -> Result<Vec<Job>> {
+        self.read(|txn| {
+            let mut jobs = Vec::new();
+            for entry in txn.open_table(JOBS).map_err(internal)?.iter().map_err(internal)? {
+                let (_, v) = entry.map_err(internal)?;
+                let job: Job = decode(v.value())?;
+                if !job.status.is_terminal() {
+                    jobs.push(job);
+                }
+            }
+            Ok(jobs)
+        })
+        .await
+    }
+
     async fn owner_jobs(&self, owner: &UserId) -> Result<Vec<Job>> {
         let owner = owner.clone();
         self.read(move |txn| {

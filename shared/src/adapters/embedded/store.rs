@@ -417,6 +417,21 @@ impl StoryStore for EmbeddedStore {
         .await
     }
 
+    async fn rendering_stories(&self) -> Result<Vec<Story>> {
+        self.read(|txn| {
+            let mut stories = Vec::new();
+            for entry in txn.open_table(STORIES).map_err(internal)?.iter().map_err(internal)? {
+                let (_, v) = entry.map_err(internal)?;
+                let story: Story = decode(v.value())?;
+                if story.status.is_rendering() {
+                    stories.push(story);
+                }
+            }
+            Ok(stories)
+        })
+        .await
+    }
+
     async fn story_statistics(&self, owner: &UserId) -> Result<StoryStatistics> {
         let owner = owner.clone();
         self.read(move |txn| {

@@ -16,6 +16,11 @@ fn job_item(job: &Job) -> Result<Item> {
     item.insert("GSI1PK".into(), s(format!("JOBS#{}", job.owner)));
     item.insert("GSI1SK".into(), s(format!("JOB#{}", job.id)));
     item.insert("GSI2PK".into(), s(format!("JOB#{}", job.id)));
+    if !job.status.is_terminal() {
+        // Sparse: only until it finishes, so the sweep reads just the work under way.
+        item.insert("GSI4PK".into(), s(UNFINISHED_JOBS));
+        item.insert("GSI4SK".into(), s(job.id.to_string()));
+    }
     Ok(item)
 }
 
@@ -122,6 +127,10 @@ impl JobStore for DynamoStore {
             .map(|j| (j.id.to_string(), j))
             .collect();
         Ok(Page::from_sorted(listed, page))
+    }
+
+    async fn unfinished_jobs(&self) -> Result<Vec<Job>> {
+        self.under_way(UNFINISHED_JOBS).await
     }
 
     async fn owner_jobs(&self, owner: &UserId) -> Result<Vec<Job>> {

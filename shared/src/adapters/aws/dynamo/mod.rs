@@ -10,6 +10,9 @@
 //! | job | `STORY#<story>` | `JOB#<id>` | `JOBS#<owner>` / `JOB#<id>` | `JOB#<id>` | — |
 //! | idempotency key | `IDEM#<owner>#<key>` | `IDEM` | — | — | — |
 //!
+//! GSI4 is sparse: `UNFINISHED_JOBS` / `<job id>` on a job until it finishes, and
+//! `RENDERING_STORIES` / `<story id>` on a story while it renders — the sweep's reads.
+//!
 //! One Query on `STORY#<id>` returns a story with its scenes, prompts and history. Each story item
 //! carries `version` (bumped by every write of the story) and `plan_version` (bumped by every write
 //! of its scenes or prompts); every write of a story or of its plan is conditioned on both being
@@ -60,6 +63,12 @@ pub const GSI1: &str = "GSI1";
 pub const GSI2: &str = "GSI2";
 /// Name of the owner's children index (scenes and prompts in creation order).
 pub const GSI3: &str = "GSI3";
+/// Name of the sparse index of work under way (unfinished jobs, rendering stories) the sweep reads.
+pub const GSI4: &str = "GSI4";
+/// GSI4 key of an unfinished job.
+const UNFINISHED_JOBS: &str = "UNFINISHED_JOBS";
+/// GSI4 key of a rendering story.
+const RENDERING_STORIES: &str = "RENDERING_STORIES";
 /// How often a write that lost a race is re-evaluated before the client is told to retry. Each
 /// lost race means another write won, so progress is guaranteed; the jittered pause between
 /// attempts keeps a crowd of writers on one story from colliding in lockstep.
@@ -146,6 +155,11 @@ fn story_item(story: &Story, plan_version: u64) -> Result<Item> {
     item.insert("SK".into(), s("STORY"));
     item.insert("GSI1PK".into(), s(format!("OWNER#{}", story.owner)));
     item.insert("GSI1SK".into(), s(format!("STORY#{}", story.id)));
+    if story.status.is_rendering() {
+        // Sparse: only while it renders, so the sweep reads just these.
+        item.insert("GSI4PK".into(), s(RENDERING_STORIES));
+        item.insert("GSI4SK".into(), s(story.id.to_string()));
+    }
     item.insert("plan_version".into(), n(plan_version));
     Ok(item)
 }
@@ -232,6 +246,32 @@ impl std::fmt::Debug for DynamoStore {
 }
 
 impl DynamoStore {
+    /// Every item under `key` in the sparse GSI4, decoded.
+    async fn under_way<T: DeserializeOwned>(&self, key: &str) -> Result<Vec<T>> {
+        let mut found = Vec::new();
+        let mut start: Option<Item> = None;
+        loop {
+            let out = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .index_name(GSI4)
+                .key_condition_expression("GSI4PK = :key")
+                .expression_attribute_values(":key", s(key))
+                .set_exclusive_start_key(start.take())
+                .send()
+                .await
+                .map_err(sdk)?;
+            for item in out.items.unwrap_or_default() {
+                found.push(from_item(item)?);
+            }
+            match out.last_evaluated_key {
+                Some(k) if !k.is_empty() => start = Some(k),
+                _ => return Ok(found),
+            }
+        }
+    }
+
     /// A store on `table` (created by `create_table` or the SAM template).
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self { client, table: table.into() }

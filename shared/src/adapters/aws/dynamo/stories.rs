@@ -208,6 +208,10 @@ impl StoryStore for DynamoStore {
         Ok(Page::from_scan(found, page))
     }
 
+    async fn rendering_stories(&self) -> Result<Vec<Story>> {
+        self.under_way(RENDERING_STORIES).await
+    }
+
     async fn story_statistics(&self, owner: &UserId) -> Result<StoryStatistics> {
         let (all, _) = self.owner_stories(owner, None, &StoryFilter::default()).await?;
         Ok(StoryStatistics::from_stories(all.iter().map(|(_, s)| s)))
