@@ -133,6 +133,12 @@ pub async fn serve(config: &Config, addr: SocketAddr) -> Result<(), String> {
     let local = shared::runtime::build_local(&config).await.map_err(|e| one_line(&e))?;
     // Before the first request: a keyed retry must find its claim free, not held by the dead.
     local.jobs.recover_after_restart().await;
+    if let Some(media) = &local.media {
+        let removed = media.remove_partial_files();
+        if removed > 0 {
+            tracing::info!(removed, "half-written media files of the previous process removed");
+        }
+    }
     // The one line tools wait for (tests read the port from it when started with port 0).
     let place = match config.backend {
         Backend::Embedded => format!("data dir {}", config.data_dir.display()),

@@ -67,8 +67,15 @@ async fn a_render_killed_mid_way_is_ready_within_60_s_of_the_restart_and_done_on
     let jobs = jobs["results"].as_array().unwrap().clone();
     assert_eq!(jobs.len(), 4, "three scene jobs and the compose job");
     assert!(jobs.iter().all(|j| j["status"] == "succeeded"), "{jobs:?}");
-    let clips = std::fs::read_dir(dir.path().join("media/clips").join(&id)).unwrap().count();
-    assert_eq!(clips, 3, "one media object per clip");
+    assert_eq!(media_objects(&dir.path().join("media/clips").join(&id)), 3, "one media object per clip");
+}
+
+/// The media objects in `folder`, and no half-written copy left by the crash.
+fn media_objects(folder: &std::path::Path) -> usize {
+    let names: Vec<String> =
+        std::fs::read_dir(folder).unwrap().map(|e| e.unwrap().file_name().to_string_lossy().into_owned()).collect();
+    assert!(names.iter().all(|n| !n.ends_with(".tmp")), "a half-written copy was left: {names:?}");
+    names.len()
 }
 
 #[tokio::test]
@@ -312,10 +319,64 @@ async fn every_crash_point_of_a_render_resumes_and_finishes_once() {
         let jobs = jobs["results"].as_array().unwrap().clone();
         assert_eq!(jobs.len(), 4, "{point}");
         assert!(jobs.iter().all(|j| j["status"] == "succeeded"), "{point}: {jobs:?}");
-        let clips = std::fs::read_dir(dir.path().join("media/clips").join(&id)).unwrap().count();
+        let clips = media_objects(&dir.path().join("media/clips").join(&id));
         assert_eq!(clips, 3, "{point}: one media object per clip");
-        let previews = std::fs::read_dir(dir.path().join("media/previews").join(&id)).unwrap().count();
+        let previews = media_objects(&dir.path().join("media/previews").join(&id));
         assert_eq!(previews, 1, "{point}: one composed preview");
         eprintln!("{point}: PREVIEW_READY {:?} after the restart", restarted.elapsed());
     }
+}
+
+/// POSTs `body` to `path` with `key` as its `Idempotency-Key`: the status and answer, or `None`
+/// when the server died before answering.
+async fn keyed_post(server: &Server, token: &str, path: &str, key: &str, body: Value) -> Option<(u16, Value)> {
+    let response = client()
+        .post(server.url(&format!("{API}{path}")))
+        .bearer_auth(token)
+        .header("idempotency-key", key)
+        .json(&body)
+        .send()
+        .await
+        .ok()?;
+    let status = response.status().as_u16();
+    Some((status, response.json().await.ok()?))
+}
+
+#[tokio::test]
+async fn keyed_scene_and_prompt_creates_crashed_after_their_effect_replay_on_retry() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = cli_token(dir.path(), "alice");
+    let crash = [("AIVIDEO_CRASH_AT", "idempotency.before_answer_kept")];
+    // Unkeyed requests never reach the crash point: the story is made on the crashing server.
+    let mut server = Server::start(dir.path(), &crash);
+    let (status, story) = server
+        .call(&token, reqwest::Method::POST, "/stories/", json!({"title": "Keyed", "duration_seconds": 10}))
+        .await;
+    assert_eq!(status, 201, "{story}");
+    let story = story["id"].as_str().unwrap().to_owned();
+    let scene = json!({"story": story, "title": "Once", "duration_seconds": 5, "kind": "main"});
+    assert!(keyed_post(&server, &token, "/scenes/", "scene-once", scene.clone()).await.is_none());
+    crashed(&mut server).await;
+    let server = Server::start(dir.path(), &[]);
+    let (status, first) = keyed_post(&server, &token, "/scenes/", "scene-once", scene.clone()).await.unwrap();
+    assert_eq!(status, 201, "{first}");
+    let (status, again) = keyed_post(&server, &token, "/scenes/", "scene-once", scene).await.unwrap();
+    assert_eq!((status, &again["id"]), (201, &first["id"]));
+    let (_, scenes) = server.call(&token, reqwest::Method::GET, &format!("/scenes/?story={story}"), Value::Null).await;
+    assert_eq!(scenes["results"].as_array().unwrap().len(), 1, "one scene for one key: {scenes}");
+
+    let scene_id = first["id"].as_str().unwrap().to_owned();
+    drop(server);
+    let mut server = Server::start(dir.path(), &crash);
+    let prompt = json!({"scene": scene_id, "prompt_type": "video", "text": "A fox, once."});
+    assert!(keyed_post(&server, &token, "/prompts/", "prompt-once", prompt.clone()).await.is_none());
+    crashed(&mut server).await;
+    let server = Server::start(dir.path(), &[]);
+    let (status, first) = keyed_post(&server, &token, "/prompts/", "prompt-once", prompt.clone()).await.unwrap();
+    assert_eq!(status, 201, "{first}");
+    let (status, again) = keyed_post(&server, &token, "/prompts/", "prompt-once", prompt).await.unwrap();
+    assert_eq!((status, &again["id"]), (201, &first["id"]));
+    let (_, prompts) =
+        server.call(&token, reqwest::Method::GET, &format!("/prompts/?scene={scene_id}"), Value::Null).await;
+    assert_eq!(prompts["results"].as_array().unwrap().len(), 1, "one prompt for one key: {prompts}");
 }

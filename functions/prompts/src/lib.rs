@@ -12,6 +12,7 @@ use shared::domain::render::RenderOptions;
 use shared::domain::values::PromptText;
 use shared::http::error::ApiResult;
 use shared::http::etag::{IfMatch, with_etag};
+use shared::http::idempotency::CreationId;
 use shared::http::jobs::{accepted, render_options};
 use shared::http::json::{Fields, JsonObject, string};
 use shared::http::routing::{RouteSpec, Routes, get, post};
@@ -150,8 +151,13 @@ async fn list(
     Ok(listing.respond(page, &state.cursors, &uri, &headers, |p| views::prompt(&p)))
 }
 
-async fn create(State(state): State<AppState>, caller: Caller, JsonObject(body): JsonObject) -> ApiResult<Response> {
-    let prompt = state.plans.create_prompt(&caller.user, new_prompt(&body)?).await?;
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    keyed: Option<axum::Extension<CreationId>>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Response> {
+    let prompt = state.plans.create_prompt(&caller.user, new_prompt(&body)?, keyed.map(|k| k.0.0)).await?;
     Ok(created(&format!("{API_PREFIX}/prompts/{}/", prompt.id), prompt.version, views::prompt(&prompt)))
 }
 

@@ -12,6 +12,7 @@ use shared::domain::scene::{NewScene, Scene, SceneDuration, SceneEdit, SceneKind
 use shared::domain::values::{Description, SceneTitle};
 use shared::http::error::ApiResult;
 use shared::http::etag::{IfMatch, with_etag};
+use shared::http::idempotency::CreationId;
 use shared::http::jobs::{accepted, render_options};
 use shared::http::json::{Fields, JsonBody, JsonObject, integer, number, parse_value, string};
 use shared::http::routing::{RouteSpec, Routes, get, post};
@@ -168,15 +169,25 @@ async fn list(
     Ok(listing.respond(page, &state.cursors, &uri, &headers, |s| views::scene(&s)))
 }
 
-async fn create(State(state): State<AppState>, caller: Caller, JsonObject(body): JsonObject) -> ApiResult<Response> {
+async fn create(
+    State(state): State<AppState>,
+    caller: Caller,
+    keyed: Option<axum::Extension<CreationId>>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Response> {
     let new = new_scene(&body)?;
-    let mut scenes = state.plans.create_scenes(&caller.user, vec![new]).await?;
+    let mut scenes = state.plans.create_scenes(&caller.user, vec![new], keyed.map(|k| k.0.0)).await?;
     let scene = scenes.pop().ok_or_else(|| Error::internal("no scene created"))?;
     Ok(created(&format!("{API_PREFIX}/scenes/{}/", scene.id), scene.version, views::scene(&scene)))
 }
 
 /// `bulk_create/`: a list of scenes (or `{"scenes": [...]}`), created all or none.
-async fn bulk_create(State(state): State<AppState>, caller: Caller, JsonBody(bytes): JsonBody) -> ApiResult<Response> {
+async fn bulk_create(
+    State(state): State<AppState>,
+    caller: Caller,
+    keyed: Option<axum::Extension<CreationId>>,
+    JsonBody(bytes): JsonBody,
+) -> ApiResult<Response> {
     let value = parse_value(&bytes)?;
     let items = match value {
         Value::Array(items) => items,
@@ -217,7 +228,7 @@ async fn bulk_create(State(state): State<AppState>, caller: Caller, JsonBody(byt
         }
     }
     errors.into_result()?;
-    let created_scenes = state.plans.create_scenes(&caller.user, scenes).await?;
+    let created_scenes = state.plans.create_scenes(&caller.user, scenes, keyed.map(|k| k.0.0)).await?;
     let body: Vec<Value> = created_scenes.iter().map(views::scene).collect();
     Ok((StatusCode::CREATED, axum::Json(json!(body))).into_response())
 }

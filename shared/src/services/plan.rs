@@ -265,12 +265,45 @@ impl PlanService {
 
     /// Creates scenes (one, or several for `bulk_create/`, possibly of several stories), all or
     /// none. Errors name the item's position when there are several.
-    pub async fn create_scenes(&self, owner: &UserId, scenes: Vec<NewScene>) -> Result<Vec<Scene>> {
+    ///
+    /// With `keyed` (the id an `Idempotency-Key` derives) the scenes are named from it in order, so
+    /// the scenes an earlier try of the same request created are the answer: never second ones.
+    pub async fn create_scenes(
+        &self,
+        owner: &UserId,
+        scenes: Vec<NewScene>,
+        keyed: Option<ulid::Ulid>,
+    ) -> Result<Vec<Scene>> {
         let at = self.clock.now();
         let many = scenes.len() > 1;
         let position = move |i: usize| many.then_some(i);
-        let with_ids: Vec<(SceneId, NewScene)> =
-            scenes.into_iter().map(|s| (SceneId::from_ulid(self.ids.new_id()), s)).collect();
+        let mut next_keyed = keyed;
+        let mut with_ids: Vec<(SceneId, NewScene)> = Vec::with_capacity(scenes.len());
+        for scene in scenes {
+            let id = match next_keyed {
+                Some(id) => {
+                    next_keyed = id.increment();
+                    id
+                }
+                None => self.ids.new_id(),
+            };
+            with_ids.push((SceneId::from_ulid(id), scene));
+        }
+        if keyed.is_some() {
+            // Keyed requests run one at a time per key (their claim): looking first is safe.
+            let mut earlier = Vec::with_capacity(with_ids.len());
+            for (id, _) in &with_ids {
+                match self.store.scene(owner, id).await {
+                    Ok(scene) => earlier.push(scene),
+                    Err(Error::NotFound) => break,
+                    Err(e) => return Err(e),
+                }
+            }
+            if !earlier.is_empty() && earlier.len() == with_ids.len() {
+                tracing::info!("an earlier try of this keyed request created the scenes");
+                return Ok(earlier);
+            }
+        }
         let mut stories: Vec<StoryId> = Vec::new();
         for (_, new) in &with_ids {
             if !stories.contains(&new.story) {
@@ -387,8 +420,26 @@ impl PlanService {
     }
 
     /// Creates a prompt.
-    pub async fn create_prompt(&self, owner: &UserId, new: NewPrompt) -> Result<ScenePrompt> {
-        let (id, at) = (PromptId::from_ulid(self.ids.new_id()), self.clock.now());
+    ///
+    /// With `keyed` (the id an `Idempotency-Key` derives) the prompt an earlier try of the same
+    /// request created is the answer: never a second one.
+    pub async fn create_prompt(
+        &self,
+        owner: &UserId,
+        new: NewPrompt,
+        keyed: Option<ulid::Ulid>,
+    ) -> Result<ScenePrompt> {
+        let (id, at) = (PromptId::from_ulid(keyed.unwrap_or_else(|| self.ids.new_id())), self.clock.now());
+        if keyed.is_some() {
+            match self.store.prompt(owner, &id).await {
+                Ok(prompt) => {
+                    tracing::info!(prompt_id = %id, "an earlier try of this keyed request created the prompt");
+                    return Ok(prompt);
+                }
+                Err(Error::NotFound) => {}
+                Err(e) => return Err(e),
+            }
+        }
         let missing = || Error::field("scene", format!("Invalid pk \"{}\" - object does not exist.", new.scene));
         let (prompt, scene) = (new.clone(), new.scene.clone());
         let created = self

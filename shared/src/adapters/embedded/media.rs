@@ -62,6 +62,26 @@ fn content_type(key: &str) -> &'static str {
 }
 
 impl LocalMedia {
+    /// Removes the temporary files of copies a crashed process left half-written (`.<id>.tmp`,
+    /// never under a key): at start-up, by the process that owns the data dir. How many.
+    pub fn remove_partial_files(&self) -> usize {
+        fn walk(dir: &Path, removed: &mut usize) {
+            let Ok(entries) = std::fs::read_dir(dir) else { return };
+            for entry in entries.flatten() {
+                let path = entry.path();
+                let name = entry.file_name().to_string_lossy().into_owned();
+                if path.is_dir() {
+                    walk(&path, removed);
+                } else if name.starts_with('.') && name.ends_with(".tmp") && std::fs::remove_file(&path).is_ok() {
+                    *removed += 1;
+                }
+            }
+        }
+        let mut removed = 0;
+        walk(&self.root, &mut removed);
+        removed
+    }
+
     /// Media under `<data_dir>/media`, linked from `public_base` (e.g. `http://127.0.0.1:3000`),
     /// signed with a key derived from `secret`; links expire by the system clock.
     pub fn new(data_dir: &Path, public_base: &str, secret: &str) -> Result<Self> {
