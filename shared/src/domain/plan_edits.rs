@@ -149,7 +149,12 @@ impl PlanEdit {
     }
 
     /// Adds a scene at `new.order` (the end when `None`); later scenes move down one place.
+    /// Creating by an id the plan already holds changes nothing: a keyed request retried after a
+    /// crash names its scene by the same id, and finds it made.
     pub fn create_scene(&mut self, id: SceneId, new: NewScene, at: DateTime<Utc>) -> Result<SceneId> {
+        if self.state.scenes.iter().any(|s| s.id == id) {
+            return Ok(id);
+        }
         check_scene_duration(new.duration_seconds, self.state.story.fps.get())?;
         let count = self.state.scenes.len() as u32;
         let order = new.order.unwrap_or(count);
@@ -242,9 +247,13 @@ impl PlanEdit {
     }
 
     /// Adds a prompt; it is selected when it is the first selected of its scene and type.
+    /// Creating by an id the plan already holds changes nothing (a keyed retry finds its prompt).
     pub fn create_prompt(&mut self, id: PromptId, new: NewPrompt, at: DateTime<Utc>) -> Result<PromptId> {
         if !self.state.scenes.iter().any(|s| s.id == new.scene) {
             return Err(Error::NotFound);
+        }
+        if self.state.prompts.iter().any(|p| p.id == id) {
+            return Ok(id);
         }
         let first = !self
             .state
@@ -393,5 +402,50 @@ impl PlanEdit {
             self.moved = Some(story.moved(StoryStatus::Planning, Mover::User, actor, reason, Vec::new, at)?);
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::domain::ids::{StoryId, UserId};
+    use crate::domain::prompt::PromptType;
+    use crate::domain::scene::{SceneDuration, SceneKind};
+    use crate::domain::story::NewStory;
+    use crate::domain::values::{Description, PromptText, SceneTitle, Title};
+
+    #[test]
+    fn creating_by_an_id_the_plan_already_holds_changes_nothing() {
+        let story = Story::create(
+            StoryId::from_ulid(ulid::Ulid::new()),
+            UserId::parse("alice").unwrap(),
+            NewStory::titled(Title::parse("T").unwrap()),
+            Utc::now(),
+        );
+        let state = PlanState { story: story.clone(), scenes: Vec::new(), prompts: Vec::new() };
+        let mut edit = PlanEdit::begin(state).unwrap();
+        let scene = SceneId::from_ulid(ulid::Ulid::new());
+        let new = NewScene {
+            story: story.id.clone(),
+            order: None,
+            kind: SceneKind::Main,
+            title: SceneTitle::parse("Once").unwrap(),
+            description: Description::default(),
+            duration_seconds: SceneDuration::parse(5.0).unwrap(),
+        };
+        edit.create_scene(scene.clone(), new.clone(), Utc::now()).unwrap();
+        edit.create_scene(scene.clone(), new, Utc::now()).unwrap();
+        let prompt = PromptId::from_ulid(ulid::Ulid::new());
+        let text = NewPrompt {
+            scene: scene.clone(),
+            prompt_type: PromptType::Video,
+            text: PromptText::parse("A fox.").unwrap(),
+            parameters: serde_json::Map::new(),
+        };
+        edit.create_prompt(prompt.clone(), text.clone(), Utc::now()).unwrap();
+        edit.create_prompt(prompt, text, Utc::now()).unwrap();
+        let (state, _) = edit.finish();
+        assert_eq!(state.scenes.len(), 1, "one scene for one id");
+        assert_eq!(state.prompts.len(), 1, "one prompt for one id");
     }
 }

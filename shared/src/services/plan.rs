@@ -289,21 +289,6 @@ impl PlanService {
             };
             with_ids.push((SceneId::from_ulid(id), scene));
         }
-        if keyed.is_some() {
-            // Keyed requests run one at a time per key (their claim): looking first is safe.
-            let mut earlier = Vec::with_capacity(with_ids.len());
-            for (id, _) in &with_ids {
-                match self.store.scene(owner, id).await {
-                    Ok(scene) => earlier.push(scene),
-                    Err(Error::NotFound) => break,
-                    Err(e) => return Err(e),
-                }
-            }
-            if !earlier.is_empty() && earlier.len() == with_ids.len() {
-                tracing::info!("an earlier try of this keyed request created the scenes");
-                return Ok(earlier);
-            }
-        }
         let mut stories: Vec<StoryId> = Vec::new();
         for (_, new) in &with_ids {
             if !stories.contains(&new.story) {
@@ -430,16 +415,6 @@ impl PlanService {
         keyed: Option<ulid::Ulid>,
     ) -> Result<ScenePrompt> {
         let (id, at) = (PromptId::from_ulid(keyed.unwrap_or_else(|| self.ids.new_id())), self.clock.now());
-        if keyed.is_some() {
-            match self.store.prompt(owner, &id).await {
-                Ok(prompt) => {
-                    tracing::info!(prompt_id = %id, "an earlier try of this keyed request created the prompt");
-                    return Ok(prompt);
-                }
-                Err(Error::NotFound) => {}
-                Err(e) => return Err(e),
-            }
-        }
         let missing = || Error::field("scene", format!("Invalid pk \"{}\" - object does not exist.", new.scene));
         let (prompt, scene) = (new.clone(), new.scene.clone());
         let created = self

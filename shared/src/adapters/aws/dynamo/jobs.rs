@@ -40,31 +40,20 @@ impl DynamoStore {
 
     /// Every job item of one story (`SK` starting with `JOB#`), or of one owner on GSI1.
     async fn query_jobs(&self, story: Option<&StoryId>, owner: Option<&UserId>) -> Result<Vec<Job>> {
-        let mut jobs = Vec::new();
-        let mut start: Option<Item> = None;
-        loop {
-            let mut query = self.client.query().table_name(&self.table).set_exclusive_start_key(start.take());
-            query = match (story, owner) {
-                (Some(story), _) => query
-                    .key_condition_expression("PK = :pk AND begins_with(SK, :job)")
-                    .expression_attribute_values(":pk", s(story_pk(story)))
-                    .expression_attribute_values(":job", s("JOB#"))
-                    .consistent_read(true),
-                (None, Some(owner)) => query
-                    .index_name(GSI1)
-                    .key_condition_expression("GSI1PK = :owner")
-                    .expression_attribute_values(":owner", s(format!("JOBS#{owner}"))),
-                (None, None) => return Ok(jobs),
-            };
-            let out = query.send().await.map_err(sdk)?;
-            for item in out.items.unwrap_or_default() {
-                jobs.push(from_item(item)?);
-            }
-            match out.last_evaluated_key {
-                Some(k) if !k.is_empty() => start = Some(k),
-                _ => return Ok(jobs),
-            }
-        }
+        let query = self.client.query().table_name(&self.table);
+        let query = match (story, owner) {
+            (Some(story), _) => query
+                .key_condition_expression("PK = :pk AND begins_with(SK, :job)")
+                .expression_attribute_values(":pk", s(story_pk(story)))
+                .expression_attribute_values(":job", s("JOB#"))
+                .consistent_read(true),
+            (None, Some(owner)) => query
+                .index_name(GSI1)
+                .key_condition_expression("GSI1PK = :owner")
+                .expression_attribute_values(":owner", s(format!("JOBS#{owner}"))),
+            (None, None) => return Ok(Vec::new()),
+        };
+        self.query_all(query).await
     }
 }
 

@@ -246,22 +246,15 @@ impl std::fmt::Debug for DynamoStore {
 }
 
 impl DynamoStore {
-    /// Every item under `key` in the sparse GSI4, decoded.
-    async fn under_way<T: DeserializeOwned>(&self, key: &str) -> Result<Vec<T>> {
+    /// Every item `query` answers, page after page, decoded.
+    async fn query_all<T: DeserializeOwned>(
+        &self,
+        query: aws_sdk_dynamodb::operation::query::builders::QueryFluentBuilder,
+    ) -> Result<Vec<T>> {
         let mut found = Vec::new();
         let mut start: Option<Item> = None;
         loop {
-            let out = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .index_name(GSI4)
-                .key_condition_expression("GSI4PK = :key")
-                .expression_attribute_values(":key", s(key))
-                .set_exclusive_start_key(start.take())
-                .send()
-                .await
-                .map_err(sdk)?;
+            let out = query.clone().set_exclusive_start_key(start.take()).send().await.map_err(sdk)?;
             for item in out.items.unwrap_or_default() {
                 found.push(from_item(item)?);
             }
@@ -270,6 +263,18 @@ impl DynamoStore {
                 _ => return Ok(found),
             }
         }
+    }
+
+    /// Every item under `key` in the sparse GSI4, decoded.
+    async fn under_way<T: DeserializeOwned>(&self, key: &str) -> Result<Vec<T>> {
+        let query = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .index_name(GSI4)
+            .key_condition_expression("GSI4PK = :key")
+            .expression_attribute_values(":key", s(key));
+        self.query_all(query).await
     }
 
     /// A store on `table` (created by `create_table` or the SAM template).
