@@ -123,16 +123,25 @@ async fn a_story_becomes_a_preview_then_a_final_video_that_ffprobe_accepts() {
     assert_eq!(app.get(&format!("{API}/jobs/"), "mallory").await.body["results"], json!([]));
 }
 
-/// The local provider, counting submissions.
+/// The local provider, counting submissions and keeping their keys; unlike `local` it does not
+/// say it deduplicates, as most paid providers do not.
 struct Counting {
     inner: LocalProvider,
     submissions: AtomicUsize,
+    keys: std::sync::Mutex<Vec<String>>,
+}
+
+impl Counting {
+    fn new(inner: LocalProvider) -> Self {
+        Counting { inner, submissions: AtomicUsize::new(0), keys: std::sync::Mutex::default() }
+    }
 }
 
 #[async_trait]
 impl VideoProvider for Counting {
     async fn submit(&self, request: &ClipRequest) -> Result<String, ProviderError> {
         self.submissions.fetch_add(1, Ordering::SeqCst);
+        self.keys.lock().unwrap().push(request.key.clone());
         self.inner.submit(request).await
     }
     async fn poll(&self, task_id: &str, request: &ClipRequest) -> Result<TaskState, ProviderError> {
@@ -150,7 +159,7 @@ fn local(app: &TestApp) -> LocalProvider {
 #[tokio::test]
 async fn every_message_delivered_three_times_at_once_still_renders_and_charges_once() {
     let app = TestApp::with_quick_worker().await;
-    let counting = Arc::new(Counting { inner: local(&app), submissions: AtomicUsize::new(0) });
+    let counting = Arc::new(Counting::new(local(&app)));
     let worker = app.worker.as_ref().clone().with_provider(AiProvider::Local, counting.clone());
     let story = planned_story(&app, "alice", lighthouse(), 3).await;
 
@@ -191,6 +200,40 @@ impl VideoProvider for Stalling {
     async fn fetch(&self, _: &str, _: &ClipRequest, _: &Path) -> Result<(), ProviderError> {
         std::future::pending().await
     }
+}
+
+#[tokio::test]
+async fn a_job_whose_worker_died_mid_submission_is_never_sent_again_to_a_provider_that_does_not_deduplicate() {
+    let app = TestApp::with_quick_worker().await;
+    let story = planned_story(&app, "alice", lighthouse(), 3).await;
+    assert_eq!(
+        app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await.status,
+        StatusCode::ACCEPTED
+    );
+    // A worker dies inside the provider's create: whether the provider took the clip is unknown.
+    let doomed = app.worker.as_ref().clone().with_provider(AiProvider::Local, Arc::new(Stalling));
+    let taken = app.inbox.receive_batch(1, Duration::from_secs(1)).await.unwrap();
+    assert!(tokio::time::timeout(Duration::from_millis(500), doomed.handle(&taken[0])).await.is_err());
+    let held = app.jobs_of(&story).await.into_iter().find(|j| j["status"] == "running").unwrap();
+
+    let counting = Arc::new(Counting::new(local(&app)));
+    let worker = app.worker.as_ref().clone().with_provider(AiProvider::Local, counting.clone());
+    let failed = app.work_until(&worker, 1, &story, "FAILED").await;
+    let job = app.jobs_of(&story).await.into_iter().find(|j| j["id"] == held["id"]).unwrap();
+    assert_eq!(
+        (job["status"].as_str(), job["failure_code"].as_str()),
+        (Some("failed"), Some("ambiguous_submit")),
+        "{job}"
+    );
+    assert_eq!(job["attempts"], 1);
+    let id = held["id"].as_str().unwrap();
+    assert!(
+        counting.keys.lock().unwrap().iter().all(|key| !key.starts_with(id)),
+        "the clip in doubt was not submitted again"
+    );
+    assert!(failed["failure_reason"].as_str().unwrap().contains("not sent again"), "{failed}");
+    // Its owner may send it again, knowingly.
+    assert_eq!(app.post(&format!("{API}/jobs/{id}/retry/"), "alice", json!({})).await.status, StatusCode::ACCEPTED);
 }
 
 #[tokio::test]
@@ -286,6 +329,52 @@ async fn a_flaky_scene_is_retried_with_backoff_and_a_slow_one_is_polled_until_do
     let attempts: Vec<_> =
         jobs.iter().filter(|j| j["kind"] == "scene_preview").map(|j| j["attempts"].as_u64().unwrap()).collect();
     assert_eq!(attempts, vec![2, 1, 1], "the flaky scene took a second attempt");
+}
+
+#[tokio::test]
+async fn a_task_the_provider_never_finishes_times_out_at_its_deadline_and_fails_the_render_with_timeout() {
+    use shared::ports::{Clock, ManualClock, SystemClock};
+    let app = TestApp::with_quick_worker().await;
+    let story = json!({"title": "Fog", "duration_seconds": 6, "fps": 12, "resolution": "320x240"});
+    let (id, _) = planning_story(&app, "alice", story, json!({"scene_count": 3})).await;
+    set_parameters(&app, &id, 1, json!({"simulate": "hang"})).await;
+    assert_eq!(app.transition(&id, "alice", "PLANNED").await.status, StatusCode::OK);
+    assert_eq!(
+        app.post(&format!("{API}/stories/{id}/generate_preview/"), "alice", json!({})).await.status,
+        StatusCode::ACCEPTED
+    );
+    // The worker's clock runs 16 minutes ahead at every round: each submitted task of the hung
+    // scene is past the local provider's 15-minute deadline at its next poll.
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let watched = app.worker.as_ref().clone().with_clock(clock.clone());
+    let deadline = shared::domain::provider::task_deadline(AiProvider::Local);
+    let started = Instant::now();
+    let failed = loop {
+        clock.advance((deadline + chrono::Duration::minutes(1)).to_std().unwrap());
+        app.work_round(&watched, 1).await;
+        let current = app.get(&format!("{API}/stories/{id}/"), "alice").await.body;
+        if current["status"] != "PREVIEWING" {
+            break current;
+        }
+        assert!(started.elapsed() < Duration::from_secs(120), "still previewing: {current}");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    assert_eq!(failed["status"], "FAILED", "{failed}");
+    let jobs = app.jobs_of(&id).await;
+    let hung = jobs.iter().find(|j| j["status"] == "failed").expect("the hung scene's job failed");
+    assert_eq!(hung["failure_code"], "timeout", "{hung}");
+    assert_eq!(hung["attempts"], 3, "each attempt got a new task and its own deadline");
+    assert!(hung["error"].as_str().unwrap().contains("15 minutes"), "{hung}");
+    assert!(failed["failure_reason"].as_str().unwrap().contains("15 minutes"), "{failed}");
+    // The rest of the render was called off, and says so; finished jobs carry no failure code.
+    for job in &jobs {
+        match job["status"].as_str().unwrap() {
+            "cancelled" => assert_eq!(job["failure_code"], "cancelled", "{job}"),
+            "succeeded" => assert_eq!(job["failure_code"], Value::Null, "{job}"),
+            "failed" => {}
+            other => panic!("a job left {other} in a failed render: {job}"),
+        }
+    }
 }
 
 #[tokio::test]

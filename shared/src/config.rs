@@ -85,6 +85,12 @@ pub struct Config {
     /// `127.0.0.1` and `[::1]` (comma list; `.example.com` for a domain and its subdomains, `*`
     /// for any), as Django's `ALLOWED_HOSTS`. On API Gateway its own domain is allowed.
     pub allowed_hosts: Vec<String>,
+    /// `AIVIDEO_IDEMPOTENCY_CLAIM_SECONDS` (default 120): on DynamoDB, how long a keyed request's
+    /// claim blocks retries of its key before a retry may take it over (its holder is then taken
+    /// for dead). The template sets the API functions' timeout plus a margin: no invocation
+    /// outlives its timeout, so an older claim has no live holder. (The embedded backend needs
+    /// none: a restarted process owns its data dir alone and drops the dead one's claims.)
+    pub idempotency_claim_seconds: u64,
 }
 
 /// The worker's pacing.
@@ -128,6 +134,7 @@ impl Default for Config {
             llm: None,
             aws: AwsNames::default(),
             create_resources: false,
+            idempotency_claim_seconds: 120,
             worker: WorkerTuning::default(),
             provider_base_urls: std::collections::BTreeMap::new(),
             allow_loopback_downloads: false,
@@ -178,6 +185,7 @@ impl Config {
                     .ok_or_else(|| format!("{name}: {raw:?} is not a whole number of at least {min}")),
             }
         };
+        config.idempotency_claim_seconds = number("AIVIDEO_IDEMPOTENCY_CLAIM_SECONDS", 120, 1)?;
         config.worker = WorkerTuning {
             lease_seconds: number("AIVIDEO_JOB_LEASE_SECONDS", 120, 1)?,
             poll_ms: number("AIVIDEO_PROVIDER_POLL_MS", 10_000, 10)?,

@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use crate::domain::error::Result;
 use crate::domain::ids::{Actor, JobId, PromptId, SceneId, StoryId, UserId};
-use crate::domain::job::{Job, JobKind, JobPriority, JobRefusal, JobStatus};
+use crate::domain::job::{FailureCode, Job, JobKind, JobPriority, JobRefusal, JobStatus};
 use crate::domain::pagination::{Page, PageRequest};
 use crate::domain::plan_edits::{PlanEdit, PlanState};
 use crate::domain::prompt::{PromptType, ScenePrompt};
@@ -610,6 +610,11 @@ pub struct ClipRequest {
     pub render: crate::domain::render::RenderSpec,
     /// Which attempt of the job this is (1-based).
     pub attempt: u32,
+    /// The same for every submission of this attempt (the job's id and the attempt): a provider
+    /// that deduplicates by it gives a resubmission the task the first one made.
+    pub key: String,
+    /// When this attempt's submission first began (the same for a resubmission).
+    pub since: DateTime<Utc>,
 }
 
 /// A provider task, in one life cycle whatever the provider calls its states.
@@ -642,17 +647,26 @@ pub struct ProviderError {
     pub message: String,
     /// Whether trying again may help (429, 5xx, timeouts), as opposed to a refusal.
     pub retryable: bool,
+    /// What kind of failure it is (SPEC §8.3): the job's `failure_code` if it ends the job.
+    pub failure: FailureCode,
 }
 
 impl ProviderError {
-    /// A failure worth another attempt.
+    /// A failure worth another attempt (the provider's or the network's).
     pub fn retryable(message: impl Into<String>) -> Self {
-        Self { code: None, message: message.into(), retryable: true }
+        Self { code: None, message: message.into(), retryable: true, failure: FailureCode::ProviderError }
     }
 
-    /// A failure no retry fixes.
+    /// A failure no retry fixes; its kind follows from `code` (`FailureCode::for_code`).
     pub fn permanent(code: impl Into<String>, message: impl Into<String>) -> Self {
-        Self { code: Some(code.into()), message: message.into(), retryable: false }
+        let code = code.into();
+        let failure = FailureCode::for_code(&code);
+        Self { code: Some(code), message: message.into(), retryable: false, failure }
+    }
+
+    /// This error, of another kind.
+    pub fn because(self, failure: FailureCode) -> Self {
+        Self { failure, ..self }
     }
 }
 
@@ -671,6 +685,13 @@ impl std::fmt::Display for ProviderError {
 pub trait VideoProvider: Send + Sync {
     /// Submits the clip; the task id it returns is recorded before anything else can fail.
     async fn submit(&self, request: &ClipRequest) -> std::result::Result<String, ProviderError>;
+
+    /// Whether submitting the same `ClipRequest::key` again yields the same task (never a second,
+    /// billed one). Only then does a worker that finds a submission in doubt submit again;
+    /// otherwise the attempt ends with `ambiguous_submit` and its owner decides.
+    fn submit_is_idempotent(&self) -> bool {
+        false
+    }
 
     /// Where the task is. `request` is the one submitted (a provider that keeps no state of its
     /// own, like `local`, needs it).

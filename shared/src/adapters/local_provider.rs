@@ -5,7 +5,8 @@
 //! (its time is the submission time) and the clip comes with every poll. A prompt's
 //! `parameters.simulate` makes it misbehave on purpose, so frontends can meet every job state:
 //! `fail` (a permanent refusal), `flaky` (the first attempt fails with a retryable error),
-//! `slow` (running for `parameters.simulate_seconds`, default 20 s, with progress).
+//! `slow` (running for `parameters.simulate_seconds`, default 20 s, with progress), `hang` (running
+//! forever, until the watchdog ends the attempt with `timeout`).
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -64,6 +65,14 @@ fn slow_seconds(request: &ClipRequest) -> f64 {
         .map_or(SLOW_SECONDS, |s| s.min(SLOW_SECONDS_MAX))
 }
 
+/// 80 bits from `key` (FNV-1a, twice with different seeds): the same key, the same task id.
+fn key_bits(key: &str) -> u128 {
+    let fnv =
+        |seed: u64| key.bytes().fold(seed, |hash, byte| (hash ^ u64::from(byte)).wrapping_mul(0x0000_0100_0000_01b3));
+    let (high, low) = (fnv(0xcbf2_9ce4_8422_2325), fnv(0x8422_2325_cbf2_9ce4));
+    ((u128::from(high) << 64) | u128::from(low)) & ((1u128 << 80) - 1)
+}
+
 /// Task ids are `local-<ulid>`: valid ones only, so a task id never names a path.
 fn parse_task(task_id: &str) -> Option<ulid::Ulid> {
     task_id.strip_prefix("local-").and_then(|u| ulid::Ulid::from_string(u).ok())
@@ -84,14 +93,24 @@ impl VideoProvider for LocalProvider {
             }
             _ => {}
         }
-        // The id's time is the submission time on the provider's clock (what `slow` measures from).
-        let submitted = std::time::SystemTime::from(self.clock.now());
-        Ok(format!("local-{}", ulid::Ulid::from_datetime(submitted)))
+        // The id's time is when the attempt's submission began (what `slow` measures from); its
+        // random part comes from the request's key, so a resubmission names the same task.
+        let since = std::time::SystemTime::from(request.since);
+        let millis = since.duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis() as u64);
+        let digest = key_bits(&request.key);
+        Ok(format!("local-{}", ulid::Ulid::from_parts(millis, digest)))
+    }
+
+    fn submit_is_idempotent(&self) -> bool {
+        true
     }
 
     async fn poll(&self, task_id: &str, request: &ClipRequest) -> Result<TaskState, ProviderError> {
         let submitted =
             parse_task(task_id).ok_or_else(|| ProviderError::permanent("unknown_task", "No such local task."))?;
+        if simulate(request) == Some("hang") {
+            return Ok(TaskState::Running { progress: 0 });
+        }
         if simulate(request) == Some("slow") {
             let elapsed = (self.clock.now().timestamp_millis() - submitted.timestamp_ms() as i64) as f64 / 1000.0;
             let needed = slow_seconds(request);

@@ -58,6 +58,65 @@ choices!(
     }
 );
 
+choices!(
+    /// Why a job failed or was cancelled (SPEC §8.3), beside its human `error`: what a client can
+    /// act on without parsing text.
+    FailureCode {
+        /// The provider refused the prompt or the input image (moderation).
+        SafetyInput = "safety_input",
+        /// The provider refused what it rendered (moderation of the output).
+        SafetyOutput = "safety_output",
+        /// The account's quota or credits are spent: retrying now only burns time.
+        QuotaExhausted = "quota_exhausted",
+        /// The provider kept answering "too many requests".
+        RateLimited = "rate_limited",
+        /// The provider failed (5xx, a failed task, an unreadable result).
+        ProviderError = "provider_error",
+        /// The job outlived its provider's documented maximum.
+        Timeout = "timeout",
+        /// A create whose answer was lost: whether the provider took it is unknown.
+        AmbiguousSubmit = "ambiguous_submit",
+        /// The provider is not set up here (no key, switched off).
+        NotConfigured = "not_configured",
+        /// The provider retired the endpoint or the model.
+        ProviderRetired = "provider_retired",
+        /// The provider refused the request as malformed or out of range.
+        InvalidRequest = "invalid_request",
+        /// A spend limit would be exceeded.
+        BudgetExceeded = "budget_exceeded",
+        /// Cancelled by its owner, or with the rest of a failed render.
+        Cancelled = "cancelled",
+    }
+);
+
+impl FailureCode {
+    /// Whether the provider refused the content itself (never resubmitted unchanged).
+    pub fn is_safety(self) -> bool {
+        matches!(self, FailureCode::SafetyInput | FailureCode::SafetyOutput)
+    }
+
+    /// The kind of a permanent failure named by one of the worker's or the clients' own codes
+    /// (a provider's documented vocabulary is mapped by its client, which knows it).
+    pub fn for_code(code: &str) -> FailureCode {
+        match code {
+            "content_moderation" | "safety_input" => FailureCode::SafetyInput,
+            "safety_output" => FailureCode::SafetyOutput,
+            "quota_exhausted" | "402" => FailureCode::QuotaExhausted,
+            "rate_limited" | "429" => FailureCode::RateLimited,
+            "timeout" => FailureCode::Timeout,
+            "not_configured" | "provider_unavailable" | "401" | "403" => FailureCode::NotConfigured,
+            "provider_retired" | "410" => FailureCode::ProviderRetired,
+            "invalid_model" | "invalid_job" | "unsupported" | "invalid_request" | "400" | "404" | "422" => {
+                FailureCode::InvalidRequest
+            }
+            "ambiguous_submit" => FailureCode::AmbiguousSubmit,
+            "budget_exceeded" => FailureCode::BudgetExceeded,
+            "cancelled" => FailureCode::Cancelled,
+            _ => FailureCode::ProviderError,
+        }
+    }
+}
+
 impl JobStatus {
     /// No further change happens to a job in this status (until a retry).
     pub fn is_terminal(self) -> bool {
@@ -94,11 +153,21 @@ pub struct Job {
     /// The provider's id of the submitted task, recorded before anything else can fail.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub provider_task_id: Option<String>,
+    /// When that task was submitted: the watchdog's deadline counts from here.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submitted_at: Option<DateTime<Utc>>,
+    /// When this attempt's submission began, recorded before the provider is called: a holder
+    /// that finds it set without a task id knows a submission may have reached the provider.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub submit_started_at: Option<DateTime<Utc>>,
     /// What it cost.
     pub cost_usd: f64,
     /// The last error.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// Why it failed or was cancelled (§8.3); none while it may still succeed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub failure_code: Option<FailureCode>,
     /// The rendered media.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub result: Option<RenderedMedia>,
@@ -196,8 +265,11 @@ impl Job {
             progress: 0,
             provider,
             provider_task_id: None,
+            submitted_at: None,
+            submit_started_at: None,
             cost_usd: 0.0,
             error: None,
+            failure_code: None,
             result: None,
             lease_until: None,
             queued_at: now,
@@ -241,6 +313,25 @@ impl Job {
         Ok(next)
     }
 
+    /// The holder is about to submit: written before the provider is called, so that whoever holds
+    /// the job next knows whether a submission may already have reached the provider.
+    pub fn submitting(&self, now: DateTime<Utc>) -> Result<Job, JobRefusal> {
+        if self.status != JobStatus::Running || self.provider_task_id.is_some() {
+            return Err(JobRefusal::NotIn(self.status));
+        }
+        let mut next = self.clone();
+        // Every change is a new stored version; the write is conditioned on the one before.
+        next.version += 1;
+        next.submit_started_at = Some(now);
+        Ok(next)
+    }
+
+    /// Whether an earlier holder began this attempt's submission and never recorded its task:
+    /// the provider may or may not have the task.
+    pub fn submission_in_doubt(&self) -> bool {
+        self.status == JobStatus::Running && self.provider_task_id.is_none() && self.submit_started_at.is_some()
+    }
+
     /// The provider accepted the task: its id is kept before anything else can fail, so a retry
     /// or a second delivery polls the same task instead of paying for a new one.
     pub fn submitted(&self, task_id: &str, now: DateTime<Utc>, lease: chrono::Duration) -> Result<Job, JobRefusal> {
@@ -252,6 +343,7 @@ impl Job {
         next.version += 1;
         next.status = JobStatus::WaitingProvider;
         next.provider_task_id = Some(task_id.to_owned());
+        next.submitted_at = Some(now);
         next.lease_until = Some(now + lease);
         next.poll_failures = 0;
         Ok(next)
@@ -270,6 +362,12 @@ impl Job {
         next.lease_until = None;
         next.poll_failures = 0;
         Ok(next)
+    }
+
+    /// Whether the provider task has outlived `deadline` (its provider's maximum) at `now`: the
+    /// watchdog ends such an attempt with `timeout` instead of polling it forever.
+    pub fn past_deadline(&self, now: DateTime<Utc>, deadline: chrono::Duration) -> bool {
+        self.status == JobStatus::WaitingProvider && self.submitted_at.is_some_and(|at| now - at > deadline)
     }
 
     /// A poll that did not get through: polled again later, counted.
@@ -307,14 +405,21 @@ impl Job {
         next.result = Some(result);
         next.cost_usd = cost_usd;
         next.error = None;
+        next.failure_code = None;
         next.lease_until = None;
         next.finished_at = Some(now);
         Ok(next)
     }
 
     /// An attempt failed: a retryable error queues the job again with backoff while attempts
-    /// remain; a permanent one (or the last attempt) fails it.
-    pub fn attempt_failed(&self, error: &str, retryable: bool, now: DateTime<Utc>) -> Result<AfterFailure, JobRefusal> {
+    /// remain; a permanent one (or the last attempt) fails it with `failure`.
+    pub fn attempt_failed(
+        &self,
+        error: &str,
+        failure: FailureCode,
+        retryable: bool,
+        now: DateTime<Utc>,
+    ) -> Result<AfterFailure, JobRefusal> {
         match self.status {
             JobStatus::Running | JobStatus::WaitingProvider => {}
             other if other.is_terminal() => return Err(JobRefusal::Finished(other)),
@@ -329,10 +434,13 @@ impl Job {
             next.status = JobStatus::Queued;
             // A retried attempt submits afresh: the failed task is not polled again.
             next.provider_task_id = None;
+            next.submitted_at = None;
+            next.submit_started_at = None;
             let delay = backoff(self.attempts);
             return Ok(AfterFailure::Retry { job: next, delay });
         }
         next.status = JobStatus::Failed;
+        next.failure_code = Some(failure);
         next.finished_at = Some(now);
         Ok(AfterFailure::Failed(next))
     }
@@ -346,6 +454,7 @@ impl Job {
         // Every change is a new stored version; the write is conditioned on the one before.
         next.version += 1;
         next.status = JobStatus::Cancelled;
+        next.failure_code = Some(FailureCode::Cancelled);
         next.lease_until = None;
         next.finished_at = Some(now);
         Ok(next)
@@ -363,7 +472,10 @@ impl Job {
         next.attempts = 0;
         next.progress = 0;
         next.error = None;
+        next.failure_code = None;
         next.provider_task_id = None;
+        next.submitted_at = None;
+        next.submit_started_at = None;
         next.lease_until = None;
         next.queued_at = now;
         next.finished_at = None;
@@ -405,6 +517,7 @@ impl Job {
         // Every change is a new stored version; the write is conditioned on the one before.
         next.version += 1;
         next.status = JobStatus::Failed;
+        next.failure_code = Some(FailureCode::ProviderError);
         next.error = Some(format!("Gave up after {deliveries} deliveries: {cause}").chars().take(2000).collect());
         next.lease_until = None;
         next.finished_at = Some(now);
@@ -466,6 +579,25 @@ mod tests {
     }
 
     #[test]
+    fn a_task_is_past_its_deadline_only_while_the_provider_holds_it_and_counted_from_its_submission() {
+        let now = Utc::now();
+        let deadline = chrono::Duration::minutes(30);
+        let running = job().claimed(now, lease()).unwrap();
+        assert!(!running.past_deadline(now + chrono::Duration::hours(5), deadline), "not submitted yet");
+        let later = now + chrono::Duration::minutes(10);
+        let waiting = running.submitted("task-1", later, lease()).unwrap();
+        assert!(!waiting.past_deadline(later + deadline, deadline));
+        assert!(waiting.past_deadline(later + deadline + chrono::Duration::seconds(1), deadline));
+        // A timed-out attempt that is retried submits afresh, with a fresh deadline.
+        let AfterFailure::Retry { job: retry, .. } =
+            waiting.attempt_failed("no result", FailureCode::Timeout, true, later).unwrap()
+        else {
+            panic!("attempts remain");
+        };
+        assert_eq!((retry.provider_task_id, retry.submitted_at), (None, None));
+    }
+
+    #[test]
     fn a_dead_workers_job_is_taken_over_after_its_lease_without_a_new_attempt_or_submission() {
         let now = Utc::now();
         let waiting = job().claimed(now, lease()).unwrap().submitted("task-1", now, lease()).unwrap();
@@ -483,7 +615,7 @@ mod tests {
         let mut delays = Vec::new();
         loop {
             let running = current.claimed(now, lease()).unwrap();
-            match running.attempt_failed("429 Too Many Requests", true, now).unwrap() {
+            match running.attempt_failed("429 Too Many Requests", FailureCode::RateLimited, true, now).unwrap() {
                 AfterFailure::Retry { job, delay } => {
                     assert_eq!(job.status, JobStatus::Queued);
                     delays.push(delay.as_secs());
@@ -492,6 +624,7 @@ mod tests {
                 AfterFailure::Failed(job) => {
                     assert_eq!((job.status, job.attempts), (JobStatus::Failed, 3));
                     assert_eq!(job.error.as_deref(), Some("429 Too Many Requests"));
+                    assert_eq!(job.failure_code, Some(FailureCode::RateLimited));
                     break;
                 }
             }
@@ -503,7 +636,15 @@ mod tests {
     fn a_permanent_failure_fails_at_once() {
         let now = Utc::now();
         let running = job().claimed(now, lease()).unwrap();
-        assert!(matches!(running.attempt_failed("content refused", false, now).unwrap(), AfterFailure::Failed(_)));
+        let AfterFailure::Failed(failed) =
+            running.attempt_failed("content refused", FailureCode::SafetyInput, false, now).unwrap()
+        else {
+            panic!("a permanent failure is not retried");
+        };
+        assert_eq!(failed.failure_code, Some(FailureCode::SafetyInput));
+        // A retry by its owner starts clean.
+        let again = failed.retried(now).unwrap();
+        assert_eq!((again.failure_code, again.error), (None, None));
     }
 
     #[test]
@@ -511,6 +652,7 @@ mod tests {
         let now = Utc::now();
         let running = job().claimed(now, lease()).unwrap();
         let cancelled = running.cancelled(now).unwrap();
+        assert_eq!(cancelled.failure_code, Some(FailureCode::Cancelled));
         assert_eq!(cancelled.succeeded(media(), 1.0, now), Err(JobRefusal::Finished(JobStatus::Cancelled)));
         assert!(cancelled.claimed(now, lease()).is_err());
     }

@@ -62,3 +62,36 @@ pub struct AiProviderConfig {
     #[serde(default)]
     pub version: u64,
 }
+
+/// How long a provider may hold one submitted task before the watchdog ends the attempt with
+/// `failure_code: "timeout"` (and the job is retried with a new task while attempts remain).
+/// Where the provider documents a maximum it is that plus the queueing it does before the clock
+/// starts; where it documents none, a bound well past its slowest documented render.
+pub fn task_deadline(provider: AiProvider) -> chrono::Duration {
+    let minutes = match provider {
+        // Renders on this machine; `simulate: slow` runs at most a few minutes.
+        AiProvider::Local => 15,
+        // "Predictions time out after running for 30 minutes" (Replicate, prediction lifecycle);
+        // a prediction may wait in `starting` before that clock runs.
+        AiProvider::Replicate => 40,
+        // The Gemini API's video guide: generation takes from seconds to about 6 minutes.
+        AiProvider::Veo => 20,
+        // No documented maximum (Runway tasks, Luma generations, fal queue requests): renders of
+        // 5–10 s clips take minutes; half an hour means the task is lost.
+        AiProvider::Runway | AiProvider::Luma | AiProvider::Fal | AiProvider::StabilityAi => 30,
+    };
+    chrono::Duration::minutes(minutes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_provider_has_a_deadline_longer_than_its_slowest_render_and_replicates_is_past_its_30_minutes() {
+        for provider in AiProvider::ALL {
+            assert!(task_deadline(*provider) >= chrono::Duration::minutes(15), "{provider}");
+        }
+        assert!(task_deadline(AiProvider::Replicate) > chrono::Duration::minutes(30));
+    }
+}

@@ -119,6 +119,7 @@ pub fn job(j: &Job, links: &MediaLinks) -> Value {
         "provider_task_id": j.provider_task_id,
         "cost_usd": j.cost_usd,
         "error": j.error,
+        "failure_code": j.failure_code,
         "result": media(j.result.as_ref(), links),
         "waiting_for": j.waiting_for,
         "render": j.render.as_ref().map(render_spec),
@@ -144,6 +145,7 @@ fn render_spec(spec: &crate::domain::render::RenderSpec) -> Value {
 /// real answers against them, and every object is closed (`additionalProperties: false`) so a
 /// field added to a view without its schema fails that test.
 pub fn schemas() -> serde_json::Map<String, Value> {
+    use crate::domain::job::FailureCode;
     use crate::domain::job::{JobKind, JobPriority, JobStatus};
     use crate::domain::prompt::PromptType;
     use crate::domain::provider::Quality;
@@ -278,6 +280,7 @@ pub fn schemas() -> serde_json::Map<String, Value> {
             "provider_task_id": maybe_text,
             "cost_usd": money,
             "error": maybe_text,
+            "failure_code": {"oneOf": [choice(FailureCode::ALL, FailureCode::as_str), {"type": "null"}]},
             "result": nullable("Media"),
             "waiting_for": count,
             "render": nullable("RenderSpec"),

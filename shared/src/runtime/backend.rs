@@ -136,7 +136,10 @@ async fn open_aws_backend_on(
             None => queue_urls(&clients, &config.aws).await?,
         }
     };
-    let store = Arc::new(DynamoStore::new(clients.dynamodb.clone(), config.aws.table.clone()));
+    let store = Arc::new(
+        DynamoStore::new(clients.dynamodb.clone(), config.aws.table.clone())
+            .with_claim_lease(config.idempotency_claim_seconds),
+    );
     let queue = Arc::new(SqsQueue::new(clients.sqs.clone(), queues.high, queues.normal, queues.low));
     let secrets: Arc<dyn SecretSource> =
         Arc::new(SecretsManagerSource::with_clock(clients.secrets.clone(), super::SECRET_TTL, clock.clone()));

@@ -16,9 +16,10 @@ use tracing::Instrument;
 
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::Actor;
-use crate::domain::job::{AfterFailure, Job, JobRefusal, JobStatus, MAX_DELAY_SECONDS, backoff};
+use crate::domain::job::{AfterFailure, FailureCode, Job, JobRefusal, JobStatus, MAX_DELAY_SECONDS, backoff};
 use crate::domain::media::{Composition, Subtitle};
 use crate::domain::pricing::clip_cost;
+use crate::domain::provider::task_deadline;
 use crate::domain::render::RenderStage;
 use crate::domain::state_machine::Mover;
 use crate::domain::story::RenderedMedia;
@@ -46,6 +47,22 @@ impl WorkerSettings {
     /// The production pacing in `work_dir`.
     pub fn new(work_dir: PathBuf) -> Self {
         Self { lease: Duration::from_secs(120), poll_every: Duration::from_secs(10), work_dir, max_receives: 5 }
+    }
+}
+
+/// What the provider is asked for on this attempt of `job`: the same for every submission and
+/// poll of the attempt.
+fn clip_request(
+    job: &Job,
+    clip: crate::domain::render::ClipSpec,
+    render: crate::domain::render::RenderSpec,
+) -> ClipRequest {
+    ClipRequest {
+        clip,
+        render,
+        attempt: job.attempts,
+        key: format!("{}-{}", job.id, job.attempts),
+        since: job.submit_started_at.or(job.submitted_at).unwrap_or(job.queued_at),
     }
 }
 
@@ -94,6 +111,12 @@ impl Worker {
     /// This worker with `provider` rendering for `name` (a provider switched on, or wrapped).
     pub fn with_provider(mut self, name: AiProvider, provider: Arc<dyn VideoProvider>) -> Self {
         self.providers.insert(name, provider);
+        self
+    }
+
+    /// This worker reading the time from `clock` (a test moves it past a provider's deadline).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
         self
     }
 
@@ -209,28 +232,31 @@ impl Worker {
                 .attempt_failed(job, ProviderError::permanent("invalid_job", "The job has no clip to render."))
                 .await;
         };
-        let request = ClipRequest { clip, render, attempt: job.attempts };
         let task = match job.provider_task_id.clone() {
-            Some(task) => task,
-            None => match provider.submit(&request).await {
-                Ok(task) => {
-                    let now = self.clock.now();
-                    let Ok(next) = job.submitted(&task, now, lease_of(self.settings.lease)) else {
-                        return Ok(());
-                    };
-                    if !self.commit(vec![next.clone()], None).await? {
-                        // Cancelled (or taken over) meanwhile: the task's result will not be used.
-                        tracing::warn!(task, "job changed while submitting; the task is abandoned");
-                        return Ok(());
-                    }
-                    tracing::info!(task, "submitted");
-                    crate::crash_point!("worker.after_task_recorded");
-                    job = next;
+            Some(task) => {
+                // The watchdog: a task the provider holds past its maximum is not polled forever.
+                let deadline = task_deadline(job.provider);
+                if job.past_deadline(self.clock.now(), deadline) {
+                    let error = ProviderError::retryable(format!(
+                        "{} gave no result within {} minutes of the submission (its maximum).",
+                        job.provider,
+                        deadline.num_minutes()
+                    ))
+                    .because(FailureCode::Timeout);
+                    return self.attempt_failed(job, error).await;
+                }
+                task
+            }
+            None => match self.submit(job, provider.as_ref(), &clip, &render).await? {
+                Some((submitted, task)) => {
+                    job = submitted;
                     task
                 }
-                Err(error) => return self.attempt_failed(job, error).await,
+                // Failed, or left to whoever changed the job meanwhile.
+                None => return Ok(()),
             },
         };
+        let request = clip_request(&job, clip, render);
         match provider.poll(&task, &request).await {
             Ok(TaskState::Succeeded { outputs }) => {
                 self.clip_succeeded(job, provider.as_ref(), &request, &outputs).await
@@ -256,6 +282,64 @@ impl Worker {
             }
             Err(error) => self.attempt_failed(job, error).await,
         }
+    }
+
+    /// Submits this attempt's clip and records its task: the job with the task id, or `None` when
+    /// the attempt failed or the job changed meanwhile. The intent to submit is written first, so
+    /// a worker that dies between the provider's answer and the record leaves a trace: the next
+    /// holder resubmits only to a provider that deduplicates (the same key names the same task),
+    /// and otherwise ends the attempt with `ambiguous_submit` rather than pay twice.
+    async fn submit(
+        &self,
+        job: Job,
+        provider: &dyn VideoProvider,
+        clip: &crate::domain::render::ClipSpec,
+        render: &crate::domain::render::RenderSpec,
+    ) -> Result<Option<(Job, String)>> {
+        let job = if job.submission_in_doubt() {
+            if !provider.submit_is_idempotent() {
+                let error = ProviderError::permanent(
+                    "ambiguous_submit",
+                    format!(
+                        "The worker stopped while submitting this clip to {provider}; whether {provider} took it is \
+                         unknown, so it was not sent again (it could be billed twice). Retry the job to submit it again.",
+                        provider = job.provider
+                    ),
+                );
+                self.attempt_failed(job, error).await?;
+                return Ok(None);
+            }
+            job
+        } else {
+            let Ok(next) = job.submitting(self.clock.now()) else {
+                return Ok(None);
+            };
+            if !self.commit(vec![next.clone()], None).await? {
+                tracing::info!("job changed before submitting; left to its new state");
+                return Ok(None);
+            }
+            next
+        };
+        let submitted = provider.submit(&clip_request(&job, clip.clone(), render.clone())).await;
+        crate::crash_point!("worker.after_submit");
+        let task = match submitted {
+            Ok(task) => task,
+            Err(error) => {
+                self.attempt_failed(job, error).await?;
+                return Ok(None);
+            }
+        };
+        let Ok(next) = job.submitted(&task, self.clock.now(), lease_of(self.settings.lease)) else {
+            return Ok(None);
+        };
+        if !self.commit(vec![next.clone()], None).await? {
+            // Cancelled (or taken over) meanwhile: the task's result will not be used.
+            tracing::warn!(task, "job changed while submitting; the task is abandoned");
+            return Ok(None);
+        }
+        tracing::info!(task, "submitted");
+        crate::crash_point!("worker.after_task_recorded");
+        Ok(Some((next, task)))
     }
 
     async fn still_rendering(&self, job: Job, progress: u8) -> Result<()> {
@@ -285,6 +369,7 @@ impl Worker {
             }
             return self.attempt_failed(job, error).await;
         }
+        crate::crash_point!("worker.after_fetch");
         let (clip, render) = (job.clip.clone(), job.render.clone());
         let (clip, render) = clip.zip(render).ok_or_else(|| Error::internal("clip job without clip"))?;
         let mut media = RenderedMedia {
@@ -369,7 +454,7 @@ impl Worker {
         let mut current = job;
         for _ in 0..RACE_ATTEMPTS {
             let now = self.clock.now();
-            match current.attempt_failed(&error.to_string(), error.retryable, now) {
+            match current.attempt_failed(&error.to_string(), error.failure, error.retryable, now) {
                 Err(_) => return Ok(()),
                 Ok(AfterFailure::Retry { job, delay }) => {
                     if self.commit(vec![job.clone()], None).await? {

@@ -16,6 +16,7 @@ use super::http::{Call, Wire, body_text, error_text};
 use super::{
     ProviderSettings, extra_parameters, model_of, nearest_length, orientation, path_safe, prompt_text, secret_of,
 };
+use crate::domain::job::FailureCode;
 use crate::ports::{ClipRequest, ProviderError, SecretSource, TaskState, VideoProvider};
 
 /// The fal.ai client.
@@ -128,7 +129,11 @@ impl VideoProvider for FalProvider {
             Ok(answer) => answer.json::<Value>("fal.ai")?,
             Err(error) => {
                 let moderation = error.code.as_deref().is_some_and(|c| c.contains("content_policy"));
-                let error = if moderation { ProviderError { retryable: false, ..error } } else { error };
+                let error = if moderation {
+                    ProviderError { retryable: false, ..error }.because(FailureCode::SafetyInput)
+                } else {
+                    error
+                };
                 return Ok(TaskState::Failed(error));
             }
         };

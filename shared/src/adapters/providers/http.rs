@@ -9,6 +9,7 @@ use std::time::Duration;
 use reqwest::header::{HeaderMap, RETRY_AFTER};
 use reqwest::{Method, StatusCode};
 
+use crate::domain::job::FailureCode;
 use crate::ports::{ProviderError, SecretSource};
 
 /// Timeouts and retries of one provider's API calls.
@@ -187,7 +188,17 @@ impl Wire {
                 Err(Attempt::Refused(error)) => return Err(error),
                 Err(Attempt::Retryable { error, wait, reached }) => {
                     if reached && !resend_safe {
-                        return Err(error);
+                        // A create that may have reached the provider (it timed out, or its answer
+                        // was cut off): sent again, it could make a second, billed task.
+                        return Err(ProviderError {
+                            code: Some("ambiguous_submit".into()),
+                            message: format!(
+                                "{} The request may have reached it, so it was not sent again.",
+                                error.message
+                            ),
+                            retryable: false,
+                            failure: FailureCode::AmbiguousSubmit,
+                        });
                     }
                     (error, wait)
                 }
@@ -238,13 +249,14 @@ impl Wire {
         let (code, message) = (self.parse_error)(status, &body);
         let code = code.unwrap_or_else(|| status.as_u16().to_string());
         let message = format!("{} answered {}: {message}", self.provider, status.as_u16());
+        let failure = FailureCode::for_code(status.as_str());
         if retryable_status(status) {
-            let error = ProviderError { code: Some(code), message, retryable: true };
+            let error = ProviderError { code: Some(code), message, retryable: true, failure };
             // An error answer means the request did not take (providers document 429 and 5xx as
             // safe to retry, and do not charge for them), so even a create may be sent again.
             return Err(Attempt::Retryable { error, wait: retry_after(&headers), reached: false });
         }
-        Err(Attempt::Refused(ProviderError { code: Some(code), message, retryable: false }))
+        Err(Attempt::Refused(ProviderError { code: Some(code), message, retryable: false, failure }))
     }
 }
 

@@ -14,6 +14,7 @@ use super::http::{Call, Wire, body_text, error_text};
 use super::{
     ProviderSettings, extra_parameters, model_of, nearest_length, orientation, path_safe, prompt_text, secret_of,
 };
+use crate::domain::job::FailureCode;
 use crate::domain::provider::Quality;
 use crate::ports::{ClipRequest, ProviderError, SecretSource, TaskState, VideoProvider};
 
@@ -109,6 +110,7 @@ impl VideoProvider for LumaProvider {
                         code: Some("failed".into()),
                         message: format!("Luma: {reason}"),
                         retryable: true,
+                        failure: FailureCode::ProviderError,
                     })
                 }
             }

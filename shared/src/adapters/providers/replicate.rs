@@ -13,6 +13,7 @@ use serde_json::{Value, json};
 use super::download::download;
 use super::http::{Call, Wire, body_text, error_text};
 use super::{ProviderSettings, extra_parameters, model_of, path_safe, prompt_text, secret_of};
+use crate::domain::job::FailureCode;
 use crate::ports::{ClipRequest, ProviderError, SecretSource, TaskState, VideoProvider};
 
 /// The Replicate client.
@@ -129,6 +130,7 @@ impl VideoProvider for ReplicateProvider {
                         code: Some("failed".into()),
                         message: format!("Replicate: {error}"),
                         retryable: true,
+                        failure: FailureCode::ProviderError,
                     })
                 }
             }

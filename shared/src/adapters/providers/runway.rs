@@ -15,6 +15,7 @@ use super::http::{Call, Wire, body_text, error_text};
 use super::{
     ProviderSettings, extra_parameters, model_of, nearest_length, orientation, path_safe, prompt_text, secret_of,
 };
+use crate::domain::job::FailureCode;
 use crate::ports::{ClipRequest, ProviderError, SecretSource, TaskState, VideoProvider};
 
 const VERSION: &str = "2024-11-06";
@@ -47,6 +48,20 @@ struct Task {
 }
 
 /// Whether a failure code is worth another attempt: internal hiccups are, refusals are not.
+/// Runway's `failureCode` families (`SAFETY.INPUT.*`, `SAFETY.OUTPUT.*`, `ASSET.INVALID`,
+/// `INPUT_PREPROCESSING.*`, `INTERNAL.*`) as the job's failure code.
+fn failure_of(code: &str) -> FailureCode {
+    if code.starts_with("SAFETY.OUTPUT") {
+        FailureCode::SafetyOutput
+    } else if code.contains("SAFETY") {
+        FailureCode::SafetyInput
+    } else if code.starts_with("ASSET") || code == "INPUT_PREPROCESSING.INVALID" {
+        FailureCode::InvalidRequest
+    } else {
+        FailureCode::ProviderError
+    }
+}
+
 fn retryable_failure(code: &str) -> bool {
     code.starts_with("INTERNAL") || code == "INPUT_PREPROCESSING.INTERNAL" || code.starts_with("THIRD_PARTY")
 }
@@ -121,7 +136,13 @@ impl VideoProvider for RunwayProvider {
             "FAILED" => {
                 let code = task.failure_code.unwrap_or_else(|| "FAILED".into());
                 let message = format!("Runway: {}", task.failure.unwrap_or_else(|| "the task failed".into()));
-                TaskState::Failed(ProviderError { retryable: retryable_failure(&code), code: Some(code), message })
+                let failure = failure_of(&code);
+                TaskState::Failed(ProviderError {
+                    retryable: retryable_failure(&code),
+                    code: Some(code),
+                    message,
+                    failure,
+                })
             }
             other => {
                 TaskState::Failed(ProviderError::retryable(format!("Runway reported an unknown status {other:?}.")))

@@ -15,6 +15,7 @@ use super::download::download;
 use super::http::{Call, Wire, body_text, error_text, multipart};
 use super::{ProviderSettings, orientation, path_safe, prompt_text, secret_of};
 use crate::adapters::ffmpeg::Ffmpeg;
+use crate::domain::job::FailureCode;
 use crate::ports::{ClipRequest, ProviderError, SecretSource, TaskState, VideoProvider};
 
 /// The Stability AI client (needs ffmpeg to size the first frame).
@@ -94,7 +95,11 @@ impl VideoProvider for StabilityProvider {
             body: Some((body, content_type)),
         };
         let image = self.wire.send(&image_call, false).await.map_err(|e| {
-            if e.code.as_deref() == Some("content_moderation") { ProviderError { retryable: false, ..e } } else { e }
+            if e.code.as_deref() == Some("content_moderation") {
+                ProviderError { retryable: false, ..e }.because(FailureCode::SafetyInput)
+            } else {
+                e
+            }
         })?;
         if filtered(&image.headers) {
             return Err(moderated());

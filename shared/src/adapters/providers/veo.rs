@@ -14,6 +14,7 @@ use serde_json::{Value, json};
 use super::download::download;
 use super::http::{Call, Wire, body_text, error_text};
 use super::{ProviderSettings, extra_parameters, model_of, nearest_length, orientation, prompt_text, secret_of};
+use crate::domain::job::FailureCode;
 use crate::domain::provider::Quality;
 use crate::ports::{ClipRequest, ProviderError, SecretSource, TaskState, VideoProvider};
 
@@ -49,6 +50,17 @@ struct Status {
 
 /// google.rpc codes worth another attempt: CANCELLED-by-server, UNKNOWN, DEADLINE_EXCEEDED,
 /// RESOURCE_EXHAUSTED, ABORTED, INTERNAL, UNAVAILABLE.
+/// google.rpc.Code as the job's failure code.
+fn failure_of(code: i64) -> FailureCode {
+    match code {
+        3 | 5 | 9 | 11 => FailureCode::InvalidRequest,
+        7 | 16 => FailureCode::NotConfigured,
+        8 => FailureCode::RateLimited,
+        4 => FailureCode::Timeout,
+        _ => FailureCode::ProviderError,
+    }
+}
+
 fn retryable_code(code: i64) -> bool {
     matches!(code, 2 | 4 | 8 | 10 | 13 | 14)
 }
@@ -126,6 +138,7 @@ impl VideoProvider for VeoProvider {
                 code: Some(error.status.unwrap_or_else(|| code.to_string())),
                 message: format!("Veo: {}", error.message.unwrap_or_else(|| "the operation failed".into())),
                 retryable: retryable_code(code),
+                failure: failure_of(code),
             }));
         }
         let response = operation.response.unwrap_or(Value::Null);

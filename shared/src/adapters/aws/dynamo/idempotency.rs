@@ -51,7 +51,7 @@ impl IdempotencyStore for DynamoStore {
     ) -> Result<IdempotencyClaim> {
         let pk = format!("IDEM#{owner}#{key_text}");
         let expired = (now - ChronoDuration::hours(IDEMPOTENCY_TTL_HOURS)).timestamp();
-        let abandoned = (now - ChronoDuration::seconds(IDEMPOTENCY_CLAIM_LEASE_SECONDS)).timestamp();
+        let abandoned = (now - self.claim_lease).timestamp();
         let item = HashMap::from([
             ("PK".to_owned(), s(pk.clone())),
             ("SK".to_owned(), s("IDEM")),

@@ -88,8 +88,6 @@ async fn back_off(attempt: usize) {
 const MAX_TRANSACTION_ITEMS: usize = 100;
 /// How long an `Idempotency-Key` is remembered.
 const IDEMPOTENCY_TTL_HOURS: i64 = 24;
-/// How long an unfinished claim blocks its key.
-const IDEMPOTENCY_CLAIM_LEASE_SECONDS: i64 = 120;
 
 fn internal(e: impl std::fmt::Display) -> Error {
     Error::internal(format!("dynamodb: {e}"))
@@ -237,6 +235,8 @@ struct Aggregate {
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// How long an unfinished idempotency claim blocks its key (`Config::idempotency_claim_seconds`).
+    claim_lease: ChronoDuration,
 }
 
 impl std::fmt::Debug for DynamoStore {
@@ -279,7 +279,13 @@ impl DynamoStore {
 
     /// A store on `table` (created by `create_table` or the SAM template).
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self { client, table: table.into(), claim_lease: ChronoDuration::seconds(120) }
+    }
+
+    /// This store taking over an unanswered idempotency claim after `seconds`.
+    pub fn with_claim_lease(mut self, seconds: u64) -> Self {
+        self.claim_lease = ChronoDuration::seconds(i64::try_from(seconds).unwrap_or(i64::MAX / 1000));
+        self
     }
 
     /// The table's name.
