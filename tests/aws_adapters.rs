@@ -162,6 +162,7 @@ async fn twenty_concurrent_moves_on_dynamodb_have_exactly_one_winner() {
                         reason: None,
                         expected_version: None,
                         at: Utc::now(),
+                        request: None,
                     })
                     .await
             }));

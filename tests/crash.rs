@@ -303,7 +303,7 @@ async fn keyed_crash_rounds(target: &Target, rounds: usize, wait_ms: std::ops::R
 #[tokio::test]
 async fn keyed_creates_survive_kill_9_at_random_moments_without_duplicates() {
     let rounds: usize = std::env::var("AIVIDEO_CRASH_ROUNDS").ok().and_then(|r| r.parse().ok()).unwrap_or(20);
-    keyed_crash_rounds(&Target::embedded(), rounds, 20..200).await;
+    keyed_crash_rounds(&Target::embedded(), rounds, 50..500).await;
 }
 
 /// Fewer rounds on DynamoDB, SQS and S3 (moto): its writes are slower, so each round runs longer.
@@ -458,4 +458,51 @@ async fn keyed_scene_and_prompt_creates_crashed_after_their_effect_replay_on_ret
     let (_, prompts) =
         server.call(&token, reqwest::Method::GET, &format!("/prompts/?scene={scene_id}"), Value::Null).await;
     assert_eq!(prompts["results"].as_array().unwrap().len(), 1, "one prompt for one key: {prompts}");
+}
+
+#[tokio::test]
+async fn a_keyed_transition_and_render_start_crashed_after_their_effect_replay_on_retry_never_a_second() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = cli_token(dir.path(), "alice");
+    let crash = [("AIVIDEO_CRASH_AT", "idempotency.before_answer_kept")];
+    let server = Server::start(dir.path(), &[]);
+    let id = planned_story(&server, &token, crash_story(), 3).await;
+    // Back to PLANNING, keyed: the move commits, the server dies before the answer is kept.
+    drop(server);
+    let mut server = Server::start(dir.path(), &crash);
+    let back = json!({"to": "PLANNING"});
+    let path = format!("/stories/{id}/transition/");
+    assert!(keyed_post(&server, &token, &path, "back-once", back.clone()).await.is_none());
+    crashed(&mut server).await;
+    let server = Server::start(dir.path(), &[]);
+    let (status, story) = keyed_post(&server, &token, &path, "back-once", back.clone()).await.unwrap();
+    assert_eq!((status, story["status"].as_str()), (200, Some("PLANNING")), "the retry finds the move made: {story}");
+    // An unkeyed (or differently keyed) request is still refused by the state machine.
+    let (status, refused) = keyed_post(&server, &token, &path, "back-twice", back).await.unwrap();
+    assert_eq!(status, 409, "{refused}");
+    let (status, planned) = server.call(&token, reqwest::Method::POST, &path, json!({"to": "PLANNED"})).await;
+    assert_eq!(status, 200, "{planned}");
+
+    // The same for a render start: the retry answers 202 with the render it started.
+    drop(server);
+    let mut server = Server::start(dir.path(), &crash);
+    let preview = format!("/stories/{id}/generate_preview/");
+    assert!(keyed_post(&server, &token, &preview, "preview-once", json!({})).await.is_none());
+    crashed(&mut server).await;
+    let server = Server::start(dir.path(), &[("AIVIDEO_PROVIDER_POLL_MS", "200")]);
+    let (status, started) = keyed_post(&server, &token, &preview, "preview-once", json!({})).await.unwrap();
+    assert_eq!(status, 202, "{started}");
+    assert_eq!(started["jobs"].as_array().unwrap().len(), 4, "the render the first request started: {started}");
+    let (_, jobs) =
+        server.call(&token, reqwest::Method::GET, &format!("/stories/{id}/jobs/?page_size=100"), Value::Null).await;
+    let all: Vec<&str> = jobs["results"].as_array().unwrap().iter().map(|j| j["id"].as_str().unwrap()).collect();
+    assert_eq!(all.len(), 4, "one render, not two: {jobs}");
+    for job in started["jobs"].as_array().unwrap() {
+        assert!(all.contains(&job["id"].as_str().unwrap()), "{job}");
+    }
+    let (_, history) = server
+        .call(&token, reqwest::Method::GET, &format!("/stories/{id}/transitions/?page_size=100"), Value::Null)
+        .await;
+    let to: Vec<&str> = history["results"].as_array().unwrap().iter().map(|t| t["to"].as_str().unwrap()).collect();
+    assert_eq!(to, ["PLANNING", "PLANNED", "PLANNING", "PLANNED", "PREVIEWING"], "one move per request");
 }

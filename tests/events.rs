@@ -152,6 +152,7 @@ async fn seed(dir: &Path, seed: Seed) {
             reason: None,
             expected_version: None,
             at: Utc::now(),
+            request: None,
         };
         store.move_story(request).await.unwrap();
     }

@@ -60,15 +60,31 @@ pub struct MoveRequest {
     pub expected_version: Option<u64>,
     /// When.
     pub at: DateTime<Utc>,
+    /// The `Idempotency-Key` request asking for the move (its derived id), kept in the history.
+    pub request: Option<String>,
 }
 
 impl MoveRequest {
+    /// The move applied to `story` as a store read it inside its atomic step: the version checked,
+    /// the move with its history record (which names the keyed request that asked for it).
+    /// `plan_gaps` is asked only by a move that needs a complete plan.
+    pub fn applied(
+        &self,
+        story: &Story,
+        plan_gaps: impl FnOnce() -> Vec<String>,
+    ) -> Result<(Story, StoryStateTransition)> {
+        story.check_version(self.expected_version)?;
+        let (next, mut record) =
+            story.moved(self.to, self.mover, self.actor.clone(), self.reason.clone(), plan_gaps, self.at)?;
+        record.request = self.request.clone();
+        Ok((next, record))
+    }
+
     /// A render's start (PLANNED → PREVIEWING, PREVIEW_READY → FINALIZING) applied to `story` as
     /// a store read it inside its atomic step: the version checked, the move with its history
     /// record. The plan's completeness is the render builder's to check, on the same read.
     pub fn render_start(&self, story: &Story) -> Result<(Story, StoryStateTransition)> {
-        story.check_version(self.expected_version)?;
-        story.moved(self.to, self.mover, self.actor.clone(), self.reason.clone(), Vec::new, self.at)
+        self.applied(story, Vec::new)
     }
 }
 

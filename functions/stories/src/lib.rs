@@ -159,11 +159,14 @@ async fn transition(
     caller: Caller,
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
+    keyed: Option<axum::Extension<CreationId>>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Response> {
     let id = story_id(&id)?;
     let (to, reason) = requests::transition(&body)?;
-    Ok(one(&state, &state.stories.transition(&caller.user, &id, to, reason, expected).await?).await)
+    // With an Idempotency-Key the move is recorded under the key: a retry finds it made.
+    let request = keyed.map(|k| k.0.0.to_string());
+    Ok(one(&state, &state.stories.transition(&caller.user, &id, to, reason, expected, request).await?).await)
 }
 
 async fn transitions(
@@ -251,11 +254,15 @@ async fn generate_preview(
     caller: Caller,
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
+    keyed: Option<axum::Extension<CreationId>>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Response> {
     let id = story_id(&id)?;
     let options = render_options(&body, RenderOptions::preview_defaults())?;
-    let (story, jobs) = state.jobs.start_render(&caller.user, &id, RenderStage::Preview, options, expected).await?;
+    // With an Idempotency-Key the render's jobs take their ids from the key: a retry finds them.
+    let request = keyed.map(|k| k.0.0);
+    let (story, jobs) =
+        state.jobs.start_render(&caller.user, &id, RenderStage::Preview, options, expected, request).await?;
     Ok(accepted(&state, Some(&story), &jobs).await)
 }
 
@@ -265,11 +272,15 @@ async fn render_final(
     caller: Caller,
     Path(id): Path<String>,
     IfMatch(expected): IfMatch,
+    keyed: Option<axum::Extension<CreationId>>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Response> {
     let id = story_id(&id)?;
     let options = render_options(&body, RenderOptions::final_defaults())?;
-    let (story, jobs) = state.jobs.start_render(&caller.user, &id, RenderStage::Final, options, expected).await?;
+    // With an Idempotency-Key the render's jobs take their ids from the key: a retry finds them.
+    let request = keyed.map(|k| k.0.0);
+    let (story, jobs) =
+        state.jobs.start_render(&caller.user, &id, RenderStage::Final, options, expected, request).await?;
     Ok(accepted(&state, Some(&story), &jobs).await)
 }
 

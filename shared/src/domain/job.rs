@@ -174,6 +174,10 @@ pub struct Job {
     /// When a worker's claim runs out, so another may take over.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub lease_until: Option<DateTime<Utc>>,
+    /// When its next message is due (the next poll, or a retry after its backoff): until then a
+    /// job waiting for no worker is not stranded, so the sweep sends it nothing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub due_at: Option<DateTime<Utc>>,
     /// Enqueued at.
     pub queued_at: DateTime<Utc>,
     /// First claimed at.
@@ -272,6 +276,7 @@ impl Job {
             failure_code: None,
             result: None,
             lease_until: None,
+            due_at: None,
             queued_at: now,
             started_at: None,
             finished_at: None,
@@ -350,8 +355,8 @@ impl Job {
     }
 
     /// The provider is still rendering: the progress is kept and the lease let go, so whichever
-    /// worker the next (delayed) message reaches can poll again.
-    pub fn still_rendering(&self, progress: u8) -> Result<Job, JobRefusal> {
+    /// worker the next (delayed) message reaches can poll again, `due` then.
+    pub fn still_rendering(&self, progress: u8, due: DateTime<Utc>) -> Result<Job, JobRefusal> {
         if self.status != JobStatus::WaitingProvider {
             return Err(JobRefusal::NotIn(self.status));
         }
@@ -360,6 +365,7 @@ impl Job {
         next.version += 1;
         next.progress = progress.min(99);
         next.lease_until = None;
+        next.due_at = Some(due);
         next.poll_failures = 0;
         Ok(next)
     }
@@ -371,8 +377,8 @@ impl Job {
     }
 
     /// A poll that did not get through: polled again later, counted.
-    pub fn poll_failed(&self) -> Result<Job, JobRefusal> {
-        let mut next = self.still_rendering(self.progress)?;
+    pub fn poll_failed(&self, due: DateTime<Utc>) -> Result<Job, JobRefusal> {
+        let mut next = self.still_rendering(self.progress, due)?;
         next.poll_failures = self.poll_failures + 1;
         Ok(next)
     }
@@ -437,6 +443,7 @@ impl Job {
             next.submitted_at = None;
             next.submit_started_at = None;
             let delay = backoff(self.attempts);
+            next.due_at = Some(now + chrono::Duration::from_std(delay).unwrap_or(chrono::Duration::zero()));
             return Ok(AfterFailure::Retry { job: next, delay });
         }
         next.status = JobStatus::Failed;

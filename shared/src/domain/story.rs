@@ -295,6 +295,7 @@ impl Story {
             actor,
             reason: reason.map(String::from).unwrap_or_default(),
             at: now,
+            request: None,
         };
         Ok((next, record))
     }

@@ -23,4 +23,8 @@ pub struct StoryStateTransition {
     pub reason: String,
     /// When.
     pub at: DateTime<Utc>,
+    /// The `Idempotency-Key` request that made the move (the id derived from its key), so a retry
+    /// whose first answer was lost finds the move made instead of being refused by it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub request: Option<String>,
 }

@@ -11,6 +11,7 @@ use crate::domain::error::{Error, Result};
 use crate::domain::ids::{Actor, JobId, PromptId, SceneId, StoryId, UserId};
 use crate::domain::job::{Job, JobKind, JobRefusal, JobStatus};
 use crate::domain::pagination::{Page, PageRequest};
+use crate::domain::planner::MAX_SCENES;
 use crate::domain::pricing::round_usd;
 use crate::domain::prompt::PromptType;
 use crate::domain::render::{ClipSpec, ProviderTerms, RenderOptions, RenderStage, plan_render, single_clip_job};
@@ -67,6 +68,9 @@ impl JobService {
 
     /// `generate_preview` (PLANNED → PREVIEWING) or `render_final` (PREVIEW_READY → FINALIZING):
     /// the story moves, locks, and gets its jobs in one atomic step; then the scene jobs are queued.
+    /// `request` is the id a keyed request (`Idempotency-Key`) derives: the render's jobs take
+    /// successive ids from it, so a retry whose first answer was lost to a crash finds the render
+    /// it started and answers with it, instead of 409 (and never starts a second one).
     pub async fn start_render(
         &self,
         owner: &UserId,
@@ -74,6 +78,47 @@ impl JobService {
         stage: RenderStage,
         options: RenderOptions,
         expected_version: Option<u64>,
+        request: Option<ulid::Ulid>,
+    ) -> Result<(Story, Vec<Job>)> {
+        match self.begin_render(owner, story, stage, options, expected_version, request).await {
+            Err(refused @ (Error::InvalidTransition { .. } | Error::VersionMismatch { .. })) => match request {
+                Some(first) => self.render_started_by(owner, story, first).await?.ok_or(refused),
+                None => Err(refused),
+            },
+            started => started,
+        }
+    }
+
+    /// The story and the render a keyed request started, if it did: its jobs' ids run from `first`.
+    async fn render_started_by(
+        &self,
+        owner: &UserId,
+        story: &StoryId,
+        first: ulid::Ulid,
+    ) -> Result<Option<(Story, Vec<Job>)>> {
+        let plan = self.plans.story_plan(owner, story).await?;
+        let first_id = JobId::from_ulid(first);
+        match self.jobs.story_job(story, &first_id).await {
+            Ok(_) => {}
+            Err(Error::NotFound) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        // A render has at most one job per scene and its compose job.
+        let last = (0..=MAX_SCENES).fold(first, |id, _| id.increment().unwrap_or(id));
+        let last_id = JobId::from_ulid(last);
+        let jobs = self.jobs.story_jobs(story).await?;
+        let render = jobs.into_iter().filter(|j| j.id >= first_id && j.id <= last_id).collect();
+        Ok(Some((plan.story, render)))
+    }
+
+    async fn begin_render(
+        &self,
+        owner: &UserId,
+        story: &StoryId,
+        stage: RenderStage,
+        options: RenderOptions,
+        expected_version: Option<u64>,
+        request: Option<ulid::Ulid>,
     ) -> Result<(Story, Vec<Job>)> {
         let now = self.clock.now();
         let ids = self.ids.clone();
@@ -96,13 +141,21 @@ impl JobService {
                     current_status: plan.story.status,
                 });
             }
+            let mut keyed = request;
             let mut jobs = plan_render(
                 &plan.story,
                 &plan.scenes,
                 &plan.prompts,
                 stage,
                 options,
-                || JobId::from_ulid(ids.new_id()),
+                || match keyed.as_mut() {
+                    Some(next) => {
+                        let id = *next;
+                        *next = id.increment().unwrap_or(id);
+                        JobId::from_ulid(id)
+                    }
+                    None => JobId::from_ulid(ids.new_id()),
+                },
                 now,
             )?;
             for job in &mut jobs {
@@ -124,6 +177,7 @@ impl JobService {
             reason: None,
             expected_version,
             at: now,
+            request: request.map(|r| r.to_string()),
         };
         let (story, jobs) = self.jobs.start_render(request, build).await?;
         // Committed, not yet sent: the sweep sends what a crash here leaves without a message.

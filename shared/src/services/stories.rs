@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use crate::domain::error::Result;
+use crate::domain::error::{Error, Result};
 use crate::domain::ids::{Actor, StoryId, UserId};
 use crate::domain::pagination::{Page, PageRequest};
 use crate::domain::state_machine::{Mover, StoryStatus};
@@ -74,7 +74,9 @@ impl StoryService {
         self.store.delete_story(owner, id, expected_version).await
     }
 
-    /// The owner asks to move the story through `transition/`.
+    /// The owner asks to move the story through `transition/`; `request` names a keyed request
+    /// (`Idempotency-Key`): the move is recorded with it, and a retry of it that finds the move
+    /// already made — its first answer was lost to a crash — answers with the story, not 409.
     pub async fn transition(
         &self,
         owner: &UserId,
@@ -82,8 +84,10 @@ impl StoryService {
         to: StoryStatus,
         reason: Option<Reason>,
         expected_version: Option<u64>,
+        request: Option<String>,
     ) -> Result<Story> {
-        self.store
+        let moved = self
+            .store
             .move_story(MoveRequest {
                 owner: owner.clone(),
                 story: id.clone(),
@@ -93,8 +97,33 @@ impl StoryService {
                 reason,
                 expected_version,
                 at: self.clock.now(),
+                request: request.clone(),
             })
-            .await
+            .await;
+        match (moved, request) {
+            (Err(refused @ (Error::InvalidTransition { .. } | Error::VersionMismatch { .. })), Some(request)) => {
+                if self.moved_by(owner, id, &request).await? {
+                    return self.store.story(owner, id).await;
+                }
+                Err(refused)
+            }
+            (moved, _) => moved,
+        }
+    }
+
+    /// Whether the story's history holds a move asked for by the keyed `request`.
+    pub async fn moved_by(&self, owner: &UserId, id: &StoryId, request: &str) -> Result<bool> {
+        let mut page = PageRequest { limit: 100, ..PageRequest::default() };
+        loop {
+            let found = self.store.transitions(owner, id, &page).await?;
+            if found.items.iter().any(|t| t.request.as_deref() == Some(request)) {
+                return Ok(true);
+            }
+            match found.next {
+                Some(next) => page.position = Some(next),
+                None => return Ok(false),
+            }
+        }
     }
 
     /// Locks (`true`) or unlocks the plan.

@@ -44,6 +44,12 @@ impl Sweeper {
         Self { jobs, stories, queue, clock }
     }
 
+    /// This sweep reading the time from `clock` (a test looks at the work from later on).
+    pub fn with_clock(mut self, clock: Arc<dyn Clock>) -> Self {
+        self.clock = clock;
+        self
+    }
+
     /// Resends what has waited longer than `patience` (work committed a moment ago is being sent
     /// by its request; a message in flight is being handled) and fails stuck stories.
     pub async fn sweep(&self, patience: Duration) -> Result<SweepReport> {
@@ -51,14 +57,17 @@ impl Sweeper {
         let patience = chrono::Duration::from_std(patience).unwrap_or(chrono::Duration::zero());
         let mut report = SweepReport::default();
         for job in self.jobs.unfinished_jobs().await? {
-            let stranded = match job.status {
-                JobStatus::Queued => job.waiting_for == 0 && now - job.queued_at >= patience,
-                JobStatus::Running | JobStatus::WaitingProvider => {
-                    job.lease_until.is_none_or(|until| now - until >= patience)
-                        && job.started_at.is_none_or(|at| now - at >= patience)
-                }
-                _ => false,
-            };
+            // A job whose next message is not yet due (a poll, a retry's backoff) has one coming.
+            let overdue = job.due_at.is_none_or(|due| now - due >= patience);
+            let stranded = overdue
+                && match job.status {
+                    JobStatus::Queued => job.waiting_for == 0 && now - job.queued_at >= patience,
+                    JobStatus::Running | JobStatus::WaitingProvider => {
+                        job.lease_until.is_none_or(|until| now - until >= patience)
+                            && job.started_at.is_none_or(|at| now - at >= patience)
+                    }
+                    _ => false,
+                };
             if stranded {
                 let message = JobMessage { job_id: job.id.clone(), story_id: job.story.clone(), kind: job.kind };
                 self.queue.enqueue(&message, job.priority, Duration::ZERO).await?;

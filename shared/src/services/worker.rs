@@ -272,7 +272,8 @@ impl Worker {
             // few times; a status endpoint that keeps failing ends the attempt.
             Err(error) if error.retryable && job.poll_failures + 1 < MAX_POLL_FAILURES => {
                 tracing::warn!(%error, failures = job.poll_failures + 1, "poll failed; polling again later");
-                let Ok(next) = job.poll_failed() else {
+                let due = self.clock.now() + lease_of(self.settings.poll_every);
+                let Ok(next) = job.poll_failed(due) else {
                     return Ok(());
                 };
                 if self.commit(vec![next.clone()], None).await? {
@@ -343,7 +344,8 @@ impl Worker {
     }
 
     async fn still_rendering(&self, job: Job, progress: u8) -> Result<()> {
-        let Ok(next) = job.still_rendering(progress) else {
+        let due = self.clock.now() + lease_of(self.settings.poll_every);
+        let Ok(next) = job.still_rendering(progress, due) else {
             return Ok(());
         };
         if self.commit(vec![next.clone()], None).await? {

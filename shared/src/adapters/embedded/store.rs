@@ -394,8 +394,7 @@ impl StoryStore for EmbeddedStore {
             } else {
                 Vec::new()
             };
-            let (next, record) =
-                story.moved(request.to, request.mover, request.actor, request.reason, || gaps, request.at)?;
+            let (next, record) = request.applied(&story, || gaps)?;
             put_story(txn, &next)?;
             let mut history = txn.open_table(TRANSITIONS).map_err(internal)?;
             let seq = format!("{:020}", record.sequence);

@@ -131,15 +131,7 @@ impl StoryStore for DynamoStore {
                 };
                 (record, Vec::new())
             };
-            record.story.check_version(request.expected_version)?;
-            let (next, history) = record.story.moved(
-                request.to,
-                request.mover,
-                request.actor.clone(),
-                request.reason.clone(),
-                || gaps,
-                request.at,
-            )?;
+            let (next, history) = request.applied(&record.story, || gaps)?;
             match self.write_story(&record, &next, Some(&history)).await? {
                 Written::Done => return Ok(next),
                 // The loser of a race decides again on the story as the winner left it.
