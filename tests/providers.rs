@@ -20,8 +20,9 @@ use shared::domain::values::AiProvider;
 use shared::ports::SecretSource;
 use support::{API, TestApp, planned_story, previewing_story};
 
-const ALL: [Provider; 6] =
-    [Provider::Runway, Provider::Luma, Provider::Veo, Provider::Replicate, Provider::Fal, Provider::Stability];
+/// The providers that still render (Stability AI retired its video API: see
+/// `stability_ai_is_refused_at_render_start_with_the_alternative_and_nothing_is_called`).
+const ALL: [Provider; 5] = [Provider::Runway, Provider::Luma, Provider::Veo, Provider::Replicate, Provider::Fal];
 
 /// The product's name of a fake's provider, and the secret its key is read from.
 fn names(provider: Provider) -> (AiProvider, &'static str) {
@@ -47,8 +48,8 @@ async fn app_for(provider: Provider, fake: &Fake, with_key: bool) -> TestApp {
         c.allow_loopback_downloads = true;
     })
     .await;
-    // Replicate and Stability are off in the seed (no published per-second price); an admin
-    // switches them on, Replicate with a model.
+    // Replicate is off in the seed (no model, no published per-second price); an admin switches
+    // it on with a model.
     let model = if provider == Provider::Replicate { json!({"model": "minimax/video-01"}) } else { json!({}) };
     let mut patch = model;
     patch["enabled"] = json!(true);
@@ -70,6 +71,8 @@ async fn preview_through(provider: Provider, script: Script) -> (Fake, TestApp, 
     let app = app_for(provider, &fake, true).await;
     let story = previewing_story(&app, "alice", harbour(names(provider).0), 3).await;
     let done = app.work_while(&app.worker, &story, "PREVIEWING").await;
+    // Whatever the script, the client never sent anything the provider's contract does not allow.
+    assert!(fake.violations().is_empty(), "{provider:?}: {:?}", fake.violations());
     (fake, app, story, done)
 }
 
@@ -150,6 +153,7 @@ async fn moderation_refusals_fail_the_story_at_once_with_the_provider_s_code() {
                 _ => "content_moderation",
             };
             assert!(error.starts_with(code), "{provider:?}: {error}");
+            assert_eq!(job["failure_code"], "safety_input", "{provider:?}: {job}");
             assert!(
                 done["failure_reason"].as_str().unwrap().contains(code),
                 "{provider:?}: {}",
@@ -172,6 +176,19 @@ async fn rate_limits_and_server_errors_are_retried_and_the_render_completes() {
         for script in scripts.clone() {
             runs.push(tokio::spawn(async move {
                 let (fake, app, story, done) = preview_through(provider, script.clone()).await;
+                if provider == Provider::Runway && matches!(script, Script::RateLimited { .. }) {
+                    // Runway's 429 means the day's quota is spent (over-concurrency is a THROTTLED
+                    // task): retrying only burns time, so the attempt ends at once.
+                    assert_eq!(done["status"], "FAILED", "{done}");
+                    let jobs = app.jobs_of(&story).await;
+                    let job = jobs.iter().find(|j| j["status"] == "failed").unwrap();
+                    assert_eq!(
+                        (job["failure_code"].as_str(), job["attempts"].as_u64()),
+                        (Some("quota_exhausted"), Some(1))
+                    );
+                    assert!(fake.submissions() <= 3, "one create per scene at most, none retried");
+                    return;
+                }
                 assert_eq!(done["status"], "PREVIEW_READY", "{provider:?} {script:?}: {}", done["failure_reason"]);
                 // Two refused creates and one accepted per scene, all within the first attempts.
                 assert_eq!(fake.submissions(), 5, "{provider:?} {script:?}");
@@ -202,6 +219,8 @@ async fn ordinary_failures_and_malformed_answers_are_retried_up_to_max_attempts(
                 assert_eq!(job["attempts"], 3, "{provider:?} {script:?}: {job}");
                 assert!(fake.submissions() >= 3, "{provider:?} {script:?}: one task per attempt");
                 assert!(done["failure_reason"].as_str().unwrap().contains("could not be rendered"), "{done}");
+                let expected = if let Script::MalformedJson = script { "provider_error" } else { "provider_error" };
+                assert_eq!(job["failure_code"], expected, "{provider:?} {script:?}: {job}");
                 if let Script::MalformedJson = script {
                     assert!(job["error"].as_str().unwrap().contains("malformed"), "{provider:?}: {}", job["error"]);
                 }
@@ -298,4 +317,88 @@ async fn switching_a_story_s_provider_switches_the_client_that_renders_it() {
     assert_eq!(done["status"], "PREVIEW_READY", "{}", done["failure_reason"]);
     assert_eq!((luma.submissions(), runway.submissions()), (3, 0), "Luma rendered it, Runway saw nothing");
     assert!(app.jobs_of(&story).await.iter().all(|j| j["provider"] == "luma"));
+}
+
+#[tokio::test]
+async fn stability_ai_is_refused_at_render_start_with_the_alternative_and_nothing_is_called() {
+    let fake = Fake::start(Provider::Stability, Script::Succeed).await;
+    let base = fake.base_url();
+    let app = TestApp::with_backend("embedded", &[("STABILITY_API_KEY", API_KEY)], |c| {
+        c.provider_base_urls.insert(AiProvider::StabilityAi, base);
+        c.allow_loopback_downloads = true;
+    })
+    .await;
+    // An admin cannot switch it on: its video API is gone.
+    let on = app.patch(&format!("{API}/providers/stability_ai/"), "admin-ann", json!({"enabled": true})).await;
+    assert_eq!(on.status, StatusCode::BAD_REQUEST, "{}", on.body);
+    assert!(on.body["enabled"][0].as_str().unwrap().contains("2025-07-24"), "{}", on.body);
+    // A story may still name it (the original guide does); its render is refused at the start.
+    let story = planned_story(&app, "alice", harbour(AiProvider::StabilityAi), 3).await;
+    let refused = app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await;
+    assert_eq!((refused.status, refused.body["code"].as_str()), (StatusCode::CONFLICT, Some("provider_retired")));
+    assert!(refused.body["alternative"].as_str().unwrap().contains("fal"), "{}", refused.body);
+    assert_eq!(app.get(&format!("{API}/stories/{story}/"), "alice").await.body["status"], "PLANNED", "nothing written");
+    assert!(app.jobs_of(&story).await.is_empty(), "nothing queued");
+    assert_eq!(fake.requests().len(), 0, "no call to a provider that cannot finish the clip");
+}
+
+/// The contract catches what a client bug would send: each provider's real create request, as
+/// its client sent it in a render, is sent again with one field mutated — a renamed field, an
+/// out-of-range duration — and the fake refuses it and records the violation (which fails every
+/// render test above, since they assert no violation).
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn one_mutated_field_of_a_clients_request_breaks_the_providers_contract() {
+    for provider in ALL {
+        let (fake, _app, _story, done) = preview_through(provider, Script::Succeed).await;
+        assert_eq!(done["status"], "PREVIEW_READY", "{provider:?}");
+        let create = fake
+            .requests()
+            .into_iter()
+            .find(|r| r.method == "POST" && !r.path.starts_with("/media/"))
+            .expect("the client created a task");
+        let body: Value = serde_json::from_slice(&create.body).unwrap();
+        let renamed = |from: &str, to: &str| {
+            let mut b = body.clone();
+            let value = b.as_object_mut().unwrap().remove(from).unwrap_or_else(|| panic!("{provider:?}: no {from}"));
+            b[to] = value;
+            b
+        };
+        let set = |pointer: &str, value: Value| {
+            let mut b = body.clone();
+            *b.pointer_mut(pointer).unwrap_or_else(|| panic!("{provider:?}: no {pointer} in {body}")) = value;
+            b
+        };
+        let mutations: Vec<(&str, Value)> = match provider {
+            Provider::Runway => {
+                vec![("renamed promptText", renamed("promptText", "prompt")), ("duration 11", set("/duration", json!(11)))]
+            }
+            Provider::Luma => {
+                vec![("renamed prompt", renamed("prompt", "text")), ("duration 12s", set("/duration", json!("12s")))]
+            }
+            Provider::Veo => vec![
+                ("renamed instances", renamed("instances", "instance")),
+                ("durationSeconds 5", set("/parameters/durationSeconds", json!(5))),
+            ],
+            Provider::Replicate => vec![("renamed input", renamed("input", "inputs"))],
+            Provider::Fal => {
+                vec![("renamed prompt", renamed("prompt", "text")), ("duration 7", set("/duration", json!("7")))]
+            }
+            Provider::Stability => unreachable!("not rendering"),
+        };
+        for (what, mutated) in mutations {
+            let checker = Fake::start(provider, Script::Succeed).await;
+            let mut request = support::client()
+                .post(format!("{}{}", checker.base_url(), create.path))
+                .body(serde_json::to_vec(&mutated).unwrap());
+            for (name, value) in &create.headers {
+                if !matches!(name.as_str(), "host" | "content-length") {
+                    request = request.header(name, value);
+                }
+            }
+            let answer = request.send().await.unwrap();
+            assert!(answer.status().is_client_error(), "{provider:?} {what}: {}", answer.status());
+            assert_eq!(checker.violations().len(), 1, "{provider:?} {what}: {mutated}");
+            assert_eq!(checker.submissions(), 0, "{provider:?} {what}: nothing created");
+        }
+    }
 }

@@ -447,3 +447,37 @@ async fn a_scene_and_a_prompt_render_on_their_own() {
         "the story did not move"
     );
 }
+
+#[tokio::test]
+async fn a_prompt_the_provider_flagged_is_never_sent_again_unchanged() {
+    let app = TestApp::with_quick_worker().await;
+    let story = json!({"title": "Flag", "duration_seconds": 6, "fps": 12, "resolution": "320x240"});
+    let (id, _) = planning_story(&app, "alice", story, json!({"scene_count": 3})).await;
+    set_parameters(&app, &id, 1, json!({"simulate": "flagged"})).await;
+    assert_eq!(app.transition(&id, "alice", "PLANNED").await.status, StatusCode::OK);
+    let started = app.post(&format!("{API}/stories/{id}/generate_preview/"), "alice", json!({})).await;
+    assert_eq!(started.status, StatusCode::ACCEPTED);
+    app.work_until(&app.worker, 1, &id, "FAILED").await;
+    let jobs = app.jobs_of(&id).await;
+    let flagged = jobs.iter().find(|j| j["status"] == "failed").unwrap();
+    assert_eq!((flagged["failure_code"].as_str(), flagged["attempts"].as_u64()), (Some("safety_input"), Some(1)));
+    let job = flagged["id"].as_str().unwrap();
+    let again = app.post(&format!("{API}/jobs/{job}/retry/"), "alice", json!({})).await;
+    assert_eq!((again.status, again.body["code"].as_str()), (StatusCode::CONFLICT, Some("unchanged_flagged_input")));
+    assert_eq!(app.get(&format!("{API}/jobs/{job}/"), "alice").await.body["status"], "failed", "nothing queued");
+    // The owner takes the story back to PLANNING (which unlocks its plan), rewords the scene's
+    // prompt (and drops the switch): the retry sends the new one.
+    assert_eq!(app.transition(&id, "alice", "PLANNING").await.status, StatusCode::OK);
+    let scenes = app.results(&format!("{API}/scenes/?story={id}"), "alice").await;
+    let scene = scenes.iter().find(|s| s["order"] == 1).unwrap()["id"].as_str().unwrap().to_owned();
+    let prompts = app.results(&format!("{API}/prompts/?scene={scene}"), "alice").await;
+    let prompt = prompts[0]["id"].as_str().unwrap();
+    let reworded = json!({"text": "A calm harbour at dawn, boats at rest.", "parameters": {}});
+    let edited = app.patch(&format!("{API}/prompts/{prompt}/"), "alice", reworded).await;
+    assert_eq!(edited.status, StatusCode::OK, "{}", edited.body);
+    let retried = app.post(&format!("{API}/jobs/{job}/retry/"), "alice", json!({})).await;
+    assert_eq!(retried.status, StatusCode::ACCEPTED, "{}", retried.body);
+    app.work_round(&app.worker, 1).await;
+    let done = app.get(&format!("{API}/jobs/{job}/"), "alice").await.body;
+    assert_eq!(done["status"], "succeeded", "{done}");
+}

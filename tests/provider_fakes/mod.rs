@@ -86,6 +86,7 @@ impl Fake {
             pending: AtomicUsize::new(2),
             seen: Mutex::new(Vec::new()),
             tasks: Mutex::new(HashMap::new()),
+            violations: Mutex::new(Vec::new()),
         });
         let app = Router::new().fallback(handle).layer(DefaultBodyLimit::max(64 << 20)).with_state(state.clone());
         let server = tokio::spawn(async move {
@@ -115,6 +116,11 @@ impl Fake {
     }
 
     /// Every request, in order of arrival.
+    /// The requests that broke the provider's published contract (each was answered 400).
+    pub fn violations(&self) -> Vec<String> {
+        lock(&self.state.violations).clone()
+    }
+
     pub fn requests(&self) -> Vec<Seen> {
         lock(&self.state.seen).clone()
     }
@@ -180,6 +186,8 @@ struct Shared {
     pending: AtomicUsize,
     seen: Mutex<Vec<Seen>>,
     tasks: Mutex<HashMap<String, Task>>,
+    /// Requests outside the provider's published contract (`tests/provider_contracts/`).
+    violations: Mutex<Vec<String>>,
 }
 
 #[derive(Clone)]
@@ -355,6 +363,17 @@ async fn handle(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers:
     }
     if !s.authorized(&req) {
         return s.error(StatusCode::UNAUTHORIZED, s.auth_message());
+    }
+    // Every request is checked against the provider's published contract before it is served:
+    // one outside it is refused (a 400 in the provider's error shape) and recorded.
+    let broken = contract::violations(s.provider, &req);
+    if !broken.is_empty() {
+        let what = broken.join("; ");
+        lock(&s.violations).push(format!("{} {}: {what}", req.method, req.path));
+        // Each provider's own status for a body it does not accept.
+        let status =
+            if s.provider == Provider::Replicate { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::BAD_REQUEST };
+        return s.error(status, &format!("Request outside the published API: {what}"));
     }
     match s.provider {
         Provider::Runway => runway::route(&s, &req),
@@ -612,7 +631,7 @@ mod luma {
 
     pub(super) fn route(s: &Shared, req: &Req) -> Response {
         match (req.method.as_str(), req.segments().as_slice()) {
-            ("POST", ["dream-machine", "v1", "generations"]) => create(s, req),
+            ("POST", ["dream-machine", "v1", "generations", "video"]) => create(s, req),
             ("GET", ["dream-machine", "v1", "generations", id]) => poll(s, id),
             _ => s.not_found(),
         }
@@ -774,6 +793,11 @@ mod replicate {
     pub(super) fn route(s: &Shared, req: &Req) -> Response {
         match (req.method.as_str(), req.segments().as_slice()) {
             ("POST", ["v1", "models", owner, name, "predictions"]) => create(s, req, &format!("{owner}/{name}")),
+            // Any model by its version (community models are served only here).
+            ("POST", ["v1", "predictions"]) => match req.json().and_then(|b| b.get("version").cloned()) {
+                Some(Value::String(version)) => create(s, req, &version),
+                _ => s.error(StatusCode::UNPROCESSABLE_ENTITY, "- version: version is required"),
+            },
             ("GET", ["v1", "predictions", id]) => poll(s, id),
             ("POST", ["v1", "predictions", id, "cancel"]) => cancel(s, id),
             _ => s.not_found(),
@@ -799,7 +823,13 @@ mod replicate {
         let Some(body) = req.json() else {
             return invalid("The request body is not a JSON object.");
         };
-        let allowed = ["input", "webhook", "webhook_events_filter", "stream"];
+        // `version` only where the route takes one (/v1/predictions), never on /v1/models/….
+        let by_version = req.segments().len() == 2;
+        let allowed: &[&str] = if by_version {
+            &["version", "input", "webhook", "webhook_events_filter", "stream"]
+        } else {
+            &["input", "webhook", "webhook_events_filter", "stream"]
+        };
         if let Some(extra) = body.keys().find(|k| !allowed.contains(&k.as_str())) {
             return invalid(&format!("Additional property {extra} is not allowed"));
         }
@@ -1134,5 +1164,109 @@ mod stability {
             self.headers_mut().insert("seed", HeaderValue::from_static("42"));
             self
         }
+    }
+}
+
+/// The providers' published contracts (`tests/provider_contracts/<provider>.json`, written from
+/// each provider's API reference and official SDK types, sources and date in each file), applied
+/// to the requests the fakes receive.
+pub mod contract {
+    use super::{Provider, Req};
+    use serde_json::Value;
+
+    /// The contract document of `provider`.
+    pub fn document(provider: Provider) -> Value {
+        let text = match provider {
+            Provider::Runway => include_str!("../provider_contracts/runway.json"),
+            Provider::Luma => include_str!("../provider_contracts/luma.json"),
+            Provider::Veo => include_str!("../provider_contracts/veo.json"),
+            Provider::Replicate => include_str!("../provider_contracts/replicate.json"),
+            Provider::Fal => include_str!("../provider_contracts/fal.json"),
+            Provider::Stability => include_str!("../provider_contracts/stability.json"),
+        };
+        serde_json::from_str(text).expect("a contract file is JSON")
+    }
+
+    /// The contract's operation a request is, and the model whose schema applies (if the
+    /// contract has one per model).
+    fn operation(provider: Provider, req: &Req) -> Option<(&'static str, Option<String>)> {
+        let segments: Vec<&str> = req.path.trim_start_matches('/').split('/').collect();
+        let body_model = || {
+            serde_json::from_slice::<Value>(&req.body).ok().and_then(|b| b.get("model")?.as_str().map(str::to_owned))
+        };
+        let op = match (provider, req.method.as_str(), segments.as_slice()) {
+            (Provider::Runway, "POST", ["v1", "text_to_video"]) => ("create_text_to_video", body_model()),
+            (Provider::Runway, "POST", ["v1", "image_to_video"]) => ("create_image_to_video", body_model()),
+            (Provider::Luma, "POST", ["dream-machine", "v1", "generations", "video"]) => {
+                ("create_video_generation", None)
+            }
+            (Provider::Veo, "POST", ["v1beta", "models", m]) if m.ends_with(":predictLongRunning") => {
+                ("predict_long_running", None)
+            }
+            (Provider::Replicate, "POST", ["v1", "models", _, _, "predictions"]) => ("create_model_prediction", None),
+            (Provider::Replicate, "POST", ["v1", "predictions"]) => ("create_version_prediction", None),
+            (Provider::Fal, "POST", _) => ("submit", Some(segments.join("/"))),
+            (Provider::Stability, "POST", ["v2beta", "image-to-video"]) => ("create_image_to_video", None),
+            _ => return None,
+        };
+        Some(op)
+    }
+
+    /// What is wrong with `req` under `provider`'s contract: nothing for a request it allows.
+    pub(super) fn violations(provider: Provider, req: &Req) -> Vec<String> {
+        let doc = document(provider);
+        let mut wrong = Vec::new();
+        if let Some(headers) = doc["required_headers"].as_object() {
+            for (name, value) in headers {
+                let sent = req.header(name);
+                if let Some(expected) = value.as_str()
+                    && sent != Some(expected)
+                {
+                    wrong.push(format!("header {name} must be {expected:?}, was {sent:?}"));
+                }
+            }
+        }
+        let Some((name, model)) = operation(provider, req) else {
+            return wrong;
+        };
+        let op = &doc["operations"][name];
+        if let Some(retired) = op["retired"].as_str() {
+            wrong.push(format!("{name} was retired on {retired}"));
+            return wrong;
+        }
+        let Some(schema) = op.get("body") else {
+            return wrong;
+        };
+        let body: Value = match serde_json::from_slice(&req.body) {
+            Ok(body) => body,
+            Err(e) => {
+                wrong.push(format!("the body is not JSON: {e}"));
+                return wrong;
+            }
+        };
+        let mut schemas = vec![schema.clone()];
+        if let Some(per_model) = model.as_deref().and_then(|m| op["per_model"].get(m)) {
+            schemas.push(per_model.clone());
+        } else if provider == Provider::Fal && model.is_some() && op["per_model"].is_object() {
+            // An endpoint the contract does not list: only its default model's input is known.
+            schemas.truncate(1);
+        }
+        for schema in schemas {
+            match jsonschema::validator_for(&schema) {
+                Ok(validator) => {
+                    wrong.extend(validator.iter_errors(&body).map(|e| format!("{} at {}", e, e.instance_path())));
+                }
+                Err(e) => wrong.push(format!("the contract's schema for {name} does not compile: {e}")),
+            }
+        }
+        // Limits a JSON Schema cannot say: Runway counts the prompt in UTF-16 code units.
+        if provider == Provider::Runway
+            && let (Some(prompt), Some(model)) = (body["promptText"].as_str(), model.as_deref())
+            && let Some(max) = doc["limits"]["promptText_utf16_max"][model].as_u64()
+            && prompt.encode_utf16().count() as u64 > max
+        {
+            wrong.push(format!("promptText is {} UTF-16 code units, over {max}", prompt.encode_utf16().count()));
+        }
+        wrong
     }
 }

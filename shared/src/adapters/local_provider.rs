@@ -4,7 +4,7 @@
 //! It keeps no state of its own, so any worker instance can poll any task: the task id is a ULID
 //! (its time is the submission time) and the clip comes with every poll. A prompt's
 //! `parameters.simulate` makes it misbehave on purpose, so frontends can meet every job state:
-//! `fail` (a permanent refusal), `flaky` (the first attempt fails with a retryable error),
+//! `fail` (a permanent refusal), `flagged` (a moderation refusal of the prompt: `safety_input`), `flaky` (the first attempt fails with a retryable error),
 //! `slow` (running for `parameters.simulate_seconds`, default 20 s, with progress), `hang` (running
 //! forever, until the watchdog ends the attempt with `timeout`).
 
@@ -86,6 +86,12 @@ impl VideoProvider for LocalProvider {
                 return Err(ProviderError::permanent(
                     "simulated_failure",
                     "The local provider refused this clip (simulate: fail).",
+                ));
+            }
+            Some("flagged") => {
+                return Err(ProviderError::permanent(
+                    "content_moderation",
+                    "The local provider's content filter refused this prompt (simulate: flagged).",
                 ));
             }
             Some("flaky") if request.attempt <= 1 => {

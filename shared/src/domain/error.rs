@@ -66,6 +66,13 @@ pub enum Error {
     /// Any other state conflict (already exists, not allowed in this status…).
     #[error("conflict: {detail}")]
     Conflict { detail: String, current_status: Option<StoryStatus> },
+    /// The story's provider (or its configured model) was retired by the provider: no paid call
+    /// is made that cannot finish the clip. `alternative` names what renders instead.
+    #[error("provider retired: {detail}")]
+    ProviderRetired { detail: String, alternative: String },
+    /// A job its provider refused for its input (moderation) is retried with the same prompt.
+    #[error("unchanged flagged input: {detail}")]
+    UnchangedFlaggedInput { detail: String },
     /// `If-Match` named a version that is no longer current.
     #[error("precondition failed: current version is {current_version}")]
     VersionMismatch { current_version: u64 },

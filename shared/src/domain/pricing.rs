@@ -44,14 +44,16 @@ pub fn seed_provider_config(provider: AiProvider) -> AiProviderConfig {
         AiProvider::Runway => config(provider, true, "gen4.5", [0.12, 0.12, 0.12], 10, 60, Some("RUNWAY_API_KEY")),
         AiProvider::Luma => config(provider, true, "ray-2", [0.04, 0.06, 0.08], 9, 60, Some("LUMA_API_KEY")),
         AiProvider::Veo => {
-            config(provider, true, "veo-3.1-fast-generate-001", [0.05, 0.15, 0.40], 8, 10, Some("GEMINI_API_KEY"))
+            config(provider, true, "veo-3.1-fast-generate-preview", [0.05, 0.15, 0.40], 8, 10, Some("GEMINI_API_KEY"))
         }
         AiProvider::Replicate => config(provider, false, "", [0.0, 0.0, 0.0], 10, 600, Some("REPLICATE_API_TOKEN")),
         AiProvider::Fal => config(
             provider,
             true,
             "fal-ai/kling-video/v2.5-turbo/pro/text-to-video",
-            [0.042, 0.042, 0.042],
+            // $0.35 for 5 s and $0.07 per further second (fal's model page): $0.07 per second
+            // for the 5 and 10 s it renders.
+            [0.07, 0.07, 0.07],
             10,
             60,
             Some("FAL_KEY"),

@@ -63,6 +63,45 @@ pub struct AiProviderConfig {
     pub version: u64,
 }
 
+/// Why a provider, or one of its models, can no longer render a clip (SPEC §8.8): a render with it
+/// is refused at its start (409 `provider_retired`), before any paid call; an admin cannot
+/// configure a retired model.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Retirement {
+    /// What was retired, when, by whom.
+    pub detail: String,
+    /// What renders instead.
+    pub alternative: String,
+}
+
+/// The retirement of `provider` or of its `model`, if the provider retired it.
+pub fn retirement(provider: AiProvider, model: &str) -> Option<Retirement> {
+    match provider {
+        AiProvider::StabilityAi => Some(Retirement {
+            detail: "Stability AI discontinued its Stable Video (image-to-video) API on 2025-07-24; a render with \
+                     stability_ai could not finish its clips."
+                .into(),
+            alternative: "Stable Video Diffusion is still served by fal and Replicate: set the story's ai_provider to \
+                          fal or replicate, with a Stable Video Diffusion model in that provider's configuration."
+                .into(),
+        }),
+        AiProvider::Veo => match model.trim() {
+            "veo-2.0-generate-001" | "veo-3.0-generate-001" | "veo-3.0-fast-generate-001" => Some(Retirement {
+                detail: format!("Google shut down the Veo model {model} on the Gemini API on 2026-06-30."),
+                alternative: "Configure a current Veo model from Google's video guide for the Gemini API.".into(),
+            }),
+            vertex if vertex.starts_with("veo-3.1") && vertex.ends_with("-001") => Some(Retirement {
+                detail: format!(
+                    "{model} is a Vertex AI model id; the Gemini API (the host this client calls) does not serve it."
+                ),
+                alternative: "Configure a Gemini API Veo model id (Google's video guide for the Gemini API).".into(),
+            }),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
 /// How long a provider may hold one submitted task before the watchdog ends the attempt with
 /// `failure_code: "timeout"` (and the job is retried with a new task while attempts remain).
 /// Where the provider documents a maximum it is that plus the queueing it does before the clock
@@ -86,6 +125,16 @@ pub fn task_deadline(provider: AiProvider) -> chrono::Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stability_ai_is_retired_with_an_alternative_and_veo_refuses_shut_down_and_vertex_ids() {
+        let stability = retirement(AiProvider::StabilityAi, "stable-video-diffusion").unwrap();
+        assert!(stability.detail.contains("2025-07-24") && stability.alternative.contains("fal"));
+        assert!(retirement(AiProvider::Veo, "veo-3.0-generate-001").is_some());
+        assert!(retirement(AiProvider::Veo, "veo-3.1-fast-generate-001").is_some());
+        assert!(retirement(AiProvider::Veo, "veo-3.1-fast-generate-preview").is_none());
+        assert!(retirement(AiProvider::Runway, "gen4.5").is_none());
+    }
 
     #[test]
     fn every_provider_has_a_deadline_longer_than_its_slowest_render_and_replicates_is_past_its_30_minutes() {

@@ -76,6 +76,8 @@ fn domain_status_and_code(error: &Error) -> (StatusCode, &'static str) {
         Error::InvalidTransition { .. } => (StatusCode::CONFLICT, "invalid_transition"),
         Error::Locked { .. } => (StatusCode::CONFLICT, "locked"),
         Error::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
+        Error::ProviderRetired { .. } => (StatusCode::CONFLICT, "provider_retired"),
+        Error::UnchangedFlaggedInput { .. } => (StatusCode::CONFLICT, "unchanged_flagged_input"),
         Error::VersionMismatch { .. } => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
         Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
         Error::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -95,6 +97,8 @@ pub const CODES: &[&str] = &[
     "invalid_transition",
     "locked",
     "conflict",
+    "provider_retired",
+    "unchanged_flagged_input",
     "idempotency_in_progress",
     "precondition_failed",
     "payload_too_large",
@@ -159,6 +163,13 @@ fn domain_body(error: &Error, code: &str) -> Value {
             if let Some(status) = current_status {
                 body.insert("current_status".into(), json!(status));
             }
+        }
+        Error::ProviderRetired { detail, alternative } => {
+            body.insert("detail".into(), json!(detail));
+            body.insert("alternative".into(), json!(alternative));
+        }
+        Error::UnchangedFlaggedInput { detail } => {
+            body.insert("detail".into(), json!(detail));
         }
         Error::VersionMismatch { current_version } => {
             body.insert("detail".into(), json!("The object has changed since the version named in If-Match."));

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{Actor, JobId, PromptId, SceneId, StoryId, UserId};
-use crate::domain::job::{Job, JobKind, JobRefusal, JobStatus};
+use crate::domain::job::{FailureCode, Job, JobKind, JobRefusal, JobStatus};
 use crate::domain::pagination::{Page, PageRequest};
 use crate::domain::planner::MAX_SCENES;
 use crate::domain::pricing::round_usd;
@@ -20,7 +20,7 @@ use crate::domain::state_machine::Mover;
 use crate::domain::story::Story;
 use crate::domain::values::AiProvider;
 use crate::ports::{Clock, Committed, IdGenerator, JobFilter, JobMessage, JobQueue, JobStore, MoveRequest, PlanStore};
-use crate::services::providers::disabled;
+use crate::services::providers::{disabled, retired};
 use crate::services::{ProviderService, fail_render};
 
 /// How often a write that raced another one is decided again before the client is told to retry.
@@ -130,6 +130,10 @@ impl JobService {
                 .iter()
                 .find(|c| c.provider == plan.story.ai_provider)
                 .ok_or_else(|| Error::internal("no configuration for the story's provider"))?;
+            // Refused before anything is written or any paid call is made.
+            if let Some(refusal) = retired(config) {
+                return Err(refusal);
+            }
             if !config.enabled {
                 return Err(disabled(plan.story.ai_provider));
             }
@@ -255,7 +259,10 @@ impl JobService {
     pub async fn retry(&self, owner: &UserId, id: &JobId) -> Result<Job> {
         for _ in 0..RACE_ATTEMPTS {
             let job = self.jobs.job(owner, id).await?;
-            let next = job.retried(self.clock.now()).map_err(|r| refused(r, "retried"))?;
+            let mut next = job.retried(self.clock.now()).map_err(|r| refused(r, "retried"))?;
+            if job.failure_code == Some(FailureCode::SafetyInput) {
+                next.clip = Some(self.reworded_clip(owner, &job).await?);
+            }
             if let Committed::Done(_) = self.jobs.commit_jobs(vec![next.clone()], None).await? {
                 if next.waiting_for == 0 {
                     self.enqueue(&next).await?;
@@ -264,6 +271,34 @@ impl JobService {
             }
         }
         Err(busy())
+    }
+
+    /// The clip of a job its provider refused for its input, as the scene's prompts are now: a
+    /// flagged prompt is never sent again unchanged (409 `unchanged_flagged_input` until it is).
+    async fn reworded_clip(&self, owner: &UserId, job: &Job) -> Result<ClipSpec> {
+        let unchanged = |detail: &str| Error::UnchangedFlaggedInput { detail: detail.to_owned() };
+        let (Some(old), Some(scene)) = (&job.clip, &job.scene) else {
+            return Err(unchanged("The provider refused this job's input; start a new render instead."));
+        };
+        if job.kind == JobKind::PromptTest {
+            return Err(unchanged(
+                "The provider refused this prompt. Change it, then test it again with prompts/{id}/test/.",
+            ));
+        }
+        let plan = self.plans.story_plan(owner, &job.story).await?;
+        let scene = plan.scenes.iter().find(|s| &s.id == scene).ok_or(Error::NotFound)?;
+        let fresh = ClipSpec::of_scene(scene, &plan.prompts, plan.story.fps.get())?;
+        if fresh.prompt == old.prompt && fresh.negative_prompt == old.negative_prompt {
+            return Err(unchanged(
+                "The provider refused this scene's prompt; change the scene's selected video prompt before retrying.",
+            ));
+        }
+        Ok(ClipSpec {
+            prompt: fresh.prompt,
+            negative_prompt: fresh.negative_prompt,
+            parameters: fresh.parameters,
+            ..old.clone()
+        })
     }
 
     /// Cancels a queued, running or waiting job. A render job takes its render down with it: the

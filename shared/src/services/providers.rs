@@ -13,6 +13,27 @@ use crate::ports::ProviderConfigStore;
 const RACE_ATTEMPTS: usize = 10;
 
 /// The refusal of a render whose provider is disabled.
+/// 409 `provider_retired`: the provider (or its model) can no longer finish a clip.
+pub(crate) fn retired(config: &AiProviderConfig) -> Option<Error> {
+    crate::domain::provider::retirement(config.provider, &config.model)
+        .map(|r| Error::ProviderRetired { detail: r.detail, alternative: r.alternative })
+}
+
+/// The configuration error an edit that would make a retired provider or model usable gets.
+fn refuse_retired(edit: &ProviderEdit, next: &AiProviderConfig) -> Result<()> {
+    let Some(retirement) = crate::domain::provider::retirement(next.provider, &next.model) else {
+        return Ok(());
+    };
+    let field = if edit.model.is_some() {
+        "model"
+    } else if edit.enabled == Some(true) {
+        "enabled"
+    } else {
+        return Ok(());
+    };
+    Err(Error::field(field, format!("{} {}", retirement.detail, retirement.alternative)))
+}
+
 pub(crate) fn disabled(provider: AiProvider) -> Error {
     Error::Conflict {
         detail: format!(
@@ -101,6 +122,9 @@ impl ProviderService {
     /// The configuration a render of `provider` may start with: 409 when it is disabled.
     pub async fn for_render(&self, provider: AiProvider) -> Result<AiProviderConfig> {
         let config = self.get(provider).await?;
+        if let Some(refusal) = retired(&config) {
+            return Err(refusal);
+        }
         if !config.enabled {
             return Err(disabled(provider));
         }
@@ -109,6 +133,12 @@ impl ProviderService {
 
     /// Stores a first configuration for a provider that has none stored (409 otherwise).
     pub async fn create(&self, config: AiProviderConfig) -> Result<AiProviderConfig> {
+        let whole = ProviderEdit {
+            model: Some(config.model.clone()),
+            enabled: Some(config.enabled),
+            ..ProviderEdit::default()
+        };
+        refuse_retired(&whole, &config)?;
         let mut config = config;
         config.version = 1;
         match self.store.put_provider_config(&config, 0).await {
@@ -136,6 +166,7 @@ impl ProviderService {
                 return Err(Error::VersionMismatch { current_version: current.version });
             }
             let mut next = edit.apply(&current);
+            refuse_retired(edit, &next)?;
             next.version = current.version + 1;
             match self.store.put_provider_config(&next, current.version).await {
                 Ok(()) => return Ok(next),

@@ -14,7 +14,8 @@ use serde_json::{Value, json};
 use super::download::download;
 use super::http::{Call, Wire, body_text, error_text};
 use super::{
-    ProviderSettings, extra_parameters, model_of, nearest_length, orientation, path_safe, prompt_text, secret_of,
+    ProviderSettings, extra_parameters, model_of, nearest_length, orientation, passthrough, path_safe, prompt_text,
+    secret_of,
 };
 use crate::domain::job::FailureCode;
 use crate::ports::{ClipRequest, ProviderError, SecretSource, TaskState, VideoProvider};
@@ -46,17 +47,29 @@ struct Status {
     queue_position: Option<u64>,
 }
 
-/// The model's `owner/name` (its app), which status and result URLs use.
+/// The inputs fal's model pages define for the endpoints this client is configured with by
+/// default, beside the ones it sets itself.
+const KNOWN_INPUTS: &[(&str, &[&str])] = &[
+    ("fal-ai/kling-video/v2.5-turbo/pro/text-to-video", &["cfg_scale"]),
+    ("fal-ai/kling-video/v2.5-turbo/pro/image-to-video", &["cfg_scale", "image_url", "tail_image_url"]),
+];
+
+/// Endpoint namespaces whose ids carry one more segment (`workflows/<owner>/<alias>/…`), as
+/// fal's client parses them.
+const NAMESPACES: &[&str] = &["workflows", "comfy"];
+
+/// The model's app (`owner/alias`, or `namespace/owner/alias`), which status and result URLs use.
 fn app_of(model: &str) -> Result<String, ProviderError> {
     let parts: Vec<&str> = model.split('/').collect();
-    let valid = parts.len() >= 2
+    let app_len = if parts.first().is_some_and(|p| NAMESPACES.contains(p)) { 3 } else { 2 };
+    let valid = parts.len() >= app_len
         && parts.iter().all(|p| {
             !p.is_empty() && *p != ".." && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b))
         });
     if !valid {
         return Err(ProviderError::permanent("invalid_model", format!("{model:?} is not a fal model id.")));
     }
-    Ok(format!("{}/{}", parts[0], parts[1]))
+    Ok(parts[..app_len].join("/"))
 }
 
 impl FalProvider {
@@ -94,7 +107,11 @@ impl VideoProvider for FalProvider {
             if let Some(negative) = &request.clip.negative_prompt {
                 obj.insert("negative_prompt".into(), json!(negative));
             }
-            obj.extend(extra_parameters(request));
+            // Kling's inputs are known; another endpoint's are its own (sent as given).
+            match KNOWN_INPUTS.iter().find(|(endpoint, _)| *endpoint == model) {
+                Some((_, fields)) => obj.extend(passthrough(request, fields)),
+                None => obj.extend(extra_parameters(request)),
+            }
         }
         let call = Call::json(Method::POST, format!("{}/{model}", self.settings.base_url), &input)
             .header("Authorization", self.key(request).await?);

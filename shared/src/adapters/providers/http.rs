@@ -106,6 +106,9 @@ pub struct Wire {
     policy: WirePolicy,
     secrets: Arc<dyn SecretSource>,
     parse_error: ErrorParser,
+    /// A 429 means the account's quota is spent (Runway's daily limit), not "slow down": it ends
+    /// the attempt with `quota_exhausted` instead of being retried.
+    too_many_is_quota: bool,
 }
 
 impl std::fmt::Debug for Wire {
@@ -146,7 +149,20 @@ impl Wire {
         secrets: Arc<dyn SecretSource>,
         parse_error: ErrorParser,
     ) -> Result<Self, ProviderError> {
-        Ok(Self { provider, client: Arc::new(std::sync::OnceLock::new()), policy, secrets, parse_error })
+        Ok(Self {
+            provider,
+            client: Arc::new(std::sync::OnceLock::new()),
+            policy,
+            secrets,
+            parse_error,
+            too_many_is_quota: false,
+        })
+    }
+
+    /// This wire, for a provider whose 429 means a spent quota (see `too_many_is_quota`).
+    pub fn too_many_means_quota(mut self) -> Self {
+        self.too_many_is_quota = true;
+        self
     }
 
     /// The HTTP client, built once, at the first call.
@@ -250,6 +266,10 @@ impl Wire {
         let code = code.unwrap_or_else(|| status.as_u16().to_string());
         let message = format!("{} answered {}: {message}", self.provider, status.as_u16());
         let failure = FailureCode::for_code(status.as_str());
+        if status == StatusCode::TOO_MANY_REQUESTS && self.too_many_is_quota {
+            let failure = FailureCode::QuotaExhausted;
+            return Err(Attempt::Refused(ProviderError { code: Some(code), message, retryable: false, failure }));
+        }
         if retryable_status(status) {
             let error = ProviderError { code: Some(code), message, retryable: true, failure };
             // An error answer means the request did not take (providers document 429 and 5xx as

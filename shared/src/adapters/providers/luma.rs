@@ -11,9 +11,7 @@ use serde_json::json;
 
 use super::download::download;
 use super::http::{Call, Wire, body_text, error_text};
-use super::{
-    ProviderSettings, extra_parameters, model_of, nearest_length, orientation, path_safe, prompt_text, secret_of,
-};
+use super::{ProviderSettings, model_of, nearest_length, orientation, passthrough, path_safe, prompt_text, secret_of};
 use crate::domain::job::FailureCode;
 use crate::domain::provider::Quality;
 use crate::ports::{ClipRequest, ProviderError, SecretSource, TaskState, VideoProvider};
@@ -83,9 +81,13 @@ impl VideoProvider for LumaProvider {
             "duration": format!("{}s", nearest_length(request.clip.duration_seconds, &[5, 9])),
         });
         if let Some(obj) = body.as_object_mut() {
-            obj.extend(extra_parameters(request));
+            // Of the request fields Luma defines, those a prompt may set.
+            obj.extend(passthrough(request, &["loop", "keyframes", "concepts"]));
         }
-        let call = Call::json(Method::POST, format!("{}/dream-machine/v1/generations", self.settings.base_url), &body);
+        // Videos are created at `/generations/video` (the current spec and SDK; the older
+        // `/generations` page is stale).
+        let url = format!("{}/dream-machine/v1/generations/video", self.settings.base_url);
+        let call = Call::json(Method::POST, url, &body);
         let created: Generation = self.wire.send(&self.authed(call, request).await?, false).await?.json("Luma")?;
         Ok(created.id)
     }

@@ -118,6 +118,21 @@ fn extra_parameters(request: &ClipRequest) -> serde_json::Map<String, serde_json
     out
 }
 
+/// The clip's parameters the provider's API defines among `allowed` (its published request
+/// fields that the client does not set itself). A prompt's other parameters — the template
+/// engine's `camera`, `motion`, `guidance`, another provider's `seed` — would make the provider
+/// refuse the request (its schemas allow no other field), so they are left out, and said so in
+/// the log.
+fn passthrough(request: &ClipRequest, allowed: &[&str]) -> serde_json::Map<String, serde_json::Value> {
+    let (kept, dropped): (serde_json::Map<_, _>, serde_json::Map<_, _>) =
+        extra_parameters(request).into_iter().partition(|(k, _)| allowed.contains(&k.as_str()));
+    if !dropped.is_empty() {
+        let names: Vec<&String> = dropped.keys().collect();
+        tracing::debug!(?names, "parameters this provider's API does not define are not sent");
+    }
+    kept
+}
+
 /// The nearest length a provider offers (the clip is conformed to the scene's exact length
 /// afterwards): the shortest one at least as long as the scene, else the longest.
 fn nearest_length(seconds: f64, offered: &[u32]) -> u32 {

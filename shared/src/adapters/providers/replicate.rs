@@ -79,14 +79,22 @@ impl ReplicateProvider {
 impl VideoProvider for ReplicateProvider {
     async fn submit(&self, request: &ClipRequest) -> Result<String, ProviderError> {
         let model = model_of(request, "");
-        let valid = model.split('/').count() == 2
-            && model.split('/').all(|p| {
-                !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_' || b == b'.')
-            });
+        // `owner/name` runs an official model; `owner/name:version` any model, by its version.
+        let (name, version) = match model.split_once(':') {
+            Some((name, version)) => (name, Some(version)),
+            None => (model, None),
+        };
+        let part = |p: &str| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.".contains(&b));
+        let valid = name.split('/').count() == 2
+            && name.split('/').all(part)
+            && version.is_none_or(|v| !v.is_empty() && v.len() <= 128 && v.bytes().all(|b| b.is_ascii_hexdigit()));
         if !valid {
             return Err(ProviderError::permanent(
                 "invalid_model",
-                format!("Replicate needs a model as owner/name in the provider configuration, not {model:?}."),
+                format!(
+                    "Replicate needs a model as owner/name (an official model) or owner/name:version in the \
+                     provider configuration, not {model:?}."
+                ),
             ));
         }
         let mut input = json!({"prompt": prompt_text(request, 5000)});
@@ -96,9 +104,14 @@ impl VideoProvider for ReplicateProvider {
             }
             obj.extend(extra_parameters(request));
         }
-        let url = format!("{}/v1/models/{model}/predictions", self.settings.base_url);
-        let call =
-            Call::json(Method::POST, url, &json!({"input": input})).header("Authorization", self.token(request).await?);
+        let (url, body) = match version {
+            // Official models only are served at /v1/models/…; any other runs by its version.
+            None => (format!("{}/v1/models/{name}/predictions", self.settings.base_url), json!({"input": input})),
+            Some(version) => {
+                (format!("{}/v1/predictions", self.settings.base_url), json!({"version": version, "input": input}))
+            }
+        };
+        let call = Call::json(Method::POST, url, &body).header("Authorization", self.token(request).await?);
         let prediction: Prediction = self.wire.send(&call, false).await?.json("Replicate")?;
         path_safe(&prediction.id).map(str::to_owned)
     }

@@ -13,7 +13,7 @@ use serde_json::{Value, json};
 
 use super::download::download;
 use super::http::{Call, Wire, body_text, error_text};
-use super::{ProviderSettings, extra_parameters, model_of, nearest_length, orientation, prompt_text, secret_of};
+use super::{ProviderSettings, model_of, nearest_length, orientation, passthrough, prompt_text, secret_of};
 use crate::domain::job::FailureCode;
 use crate::domain::provider::Quality;
 use crate::ports::{ClipRequest, ProviderError, SecretSource, TaskState, VideoProvider};
@@ -92,7 +92,7 @@ impl VeoProvider {
 #[async_trait]
 impl VideoProvider for VeoProvider {
     async fn submit(&self, request: &ClipRequest) -> Result<String, ProviderError> {
-        let model = model_of(request, "veo-3.1-fast-generate-001");
+        let model = model_of(request, "veo-3.1-fast-generate-preview");
         if !model.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.' || b == b'_') {
             return Err(ProviderError::permanent("invalid_model", format!("{model:?} is not a Veo model name.")));
         }
@@ -110,7 +110,9 @@ impl VideoProvider for VeoProvider {
             if let Some(negative) = &request.clip.negative_prompt {
                 obj.insert("negativePrompt".into(), json!(negative));
             }
-            obj.extend(extra_parameters(request));
+            // Only what the Gemini API defines: it refuses Vertex-only parameters (`seed`,
+            // `generateAudio`…; the genai SDK raises for them outside Vertex) and unknown ones.
+            obj.extend(passthrough(request, &["personGeneration", "sampleCount", "enhancePrompt"]));
         }
         let body = json!({"instances": [{"prompt": prompt_text(request, 4000)}], "parameters": parameters});
         let url = format!("{}/v1beta/models/{model}:predictLongRunning", self.settings.base_url);
