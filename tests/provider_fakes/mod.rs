@@ -1001,7 +1001,7 @@ mod fal {
                 let size = sample_mp4().await.len();
                 let file = json!({"url": s.media_url(id), "content_type": "video/mp4", "file_name": "out.mp4",
                                   "file_size": size});
-                reply(StatusCode::OK, &json!({"video": file, "seed": 42}))
+                reply(StatusCode::OK, &json!({"video": file}))
             }
             End::Failure => s.error(StatusCode::INTERNAL_SERVER_ERROR, "Internal error"),
             End::Moderated => {
