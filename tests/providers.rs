@@ -370,7 +370,10 @@ async fn one_mutated_field_of_a_clients_request_breaks_the_providers_contract() 
         };
         let mutations: Vec<(&str, Value)> = match provider {
             Provider::Runway => {
-                vec![("renamed promptText", renamed("promptText", "prompt")), ("duration 11", set("/duration", json!(11)))]
+                vec![
+                    ("renamed promptText", renamed("promptText", "prompt")),
+                    ("duration 11", set("/duration", json!(11))),
+                ]
             }
             Provider::Luma => {
                 vec![("renamed prompt", renamed("prompt", "text")), ("duration 12s", set("/duration", json!("12s")))]

@@ -481,3 +481,42 @@ async fn a_prompt_the_provider_flagged_is_never_sent_again_unchanged() {
     let done = app.get(&format!("{API}/jobs/{job}/"), "alice").await.body;
     assert_eq!(done["status"], "succeeded", "{done}");
 }
+
+/// `rate_limit_per_minute` is a budget shared by every worker (kept in the store): a 24-scene
+/// render against a provider limited to 5 per minute never sends a 6th create within a minute;
+/// the others wait in the queue (a delayed message, no worker time), their attempts not counted.
+#[tokio::test]
+async fn a_provider_limited_to_5_per_minute_never_gets_a_6th_create_within_a_minute() {
+    use shared::ports::{Clock, ManualClock, SystemClock};
+    let app = TestApp::with_quick_worker().await;
+    let limited = app.patch(&format!("{API}/providers/local/"), "admin-ann", json!({"rate_limit_per_minute": 5})).await;
+    assert_eq!(limited.status, StatusCode::OK, "{}", limited.body);
+    let story = json!({"title": "Crowd", "duration_seconds": 48, "fps": 12, "resolution": "128x128"});
+    let (id, _) = planning_story(&app, "alice", story, json!({"scene_count": 24})).await;
+    assert_eq!(app.transition(&id, "alice", "PLANNED").await.status, StatusCode::OK);
+    let started = app.post(&format!("{API}/stories/{id}/generate_preview/"), "alice", json!({})).await;
+    assert_eq!(started.status, StatusCode::ACCEPTED, "{}", started.body);
+
+    // Two workers (as two processes would be) on one clock that stands still within the minute.
+    let clock = Arc::new(ManualClock::new(SystemClock.now()));
+    let counting = Arc::new(Counting::new(local(&app)));
+    let one = app.worker.as_ref().clone().with_clock(clock.clone()).with_provider(AiProvider::Local, counting.clone());
+    let two = one.clone();
+    for _ in 0..4 {
+        tokio::join!(app.work_round(&one, 1), app.work_round(&two, 1));
+    }
+    assert_eq!(counting.submissions.load(Ordering::SeqCst), 5, "five creates in the first minute, not one more");
+    let jobs = app.jobs_of(&id).await;
+    let waiting: Vec<_> = jobs.iter().filter(|j| j["kind"] == "scene_preview" && j["status"] == "queued").collect();
+    assert_eq!(waiting.len(), 19, "the others wait for the budget");
+    assert!(waiting.iter().all(|j| j["attempts"] == 0), "waiting for the budget is no attempt");
+
+    // A minute later the next five go (their delayed messages are due: the sweep sends them now).
+    clock.advance(Duration::from_secs(61));
+    let resent = app.sweeper.clone().with_clock(clock.clone()).sweep(Duration::ZERO).await.unwrap();
+    assert_eq!(resent.jobs_resent, 19);
+    for _ in 0..4 {
+        tokio::join!(app.work_round(&one, 1), app.work_round(&two, 1));
+    }
+    assert_eq!(counting.submissions.load(Ordering::SeqCst), 10, "five more in the second minute");
+}

@@ -577,6 +577,20 @@ pub trait SecretSource: Send + Sync {
     async fn secret(&self, name: &str) -> Result<String>;
 }
 
+/// The shared budget behind each provider's `rate_limit_per_minute` (in the store, so every
+/// worker in every process draws from the same one).
+#[async_trait]
+pub trait SubmitBudget: Send + Sync {
+    /// Takes one of `per_minute` submissions to `provider` at `now`: `None` when taken, else when
+    /// the next one may go. Atomic: concurrent takers never overshoot the limit.
+    async fn take_submission(
+        &self,
+        provider: crate::domain::values::AiProvider,
+        per_minute: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>>;
+}
+
 /// The time, so tests can hold it still.
 pub trait Clock: Send + Sync {
     /// Now, in UTC.

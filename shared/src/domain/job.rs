@@ -318,6 +318,22 @@ impl Job {
         Ok(next)
     }
 
+    /// The holder may not submit yet (its provider's minute budget is spent): the job goes back
+    /// to the queue, its attempt not counted, its next message due at `due`.
+    pub fn deferred(&self, due: DateTime<Utc>) -> Result<Job, JobRefusal> {
+        if self.status != JobStatus::Running || self.provider_task_id.is_some() || self.submit_started_at.is_some() {
+            return Err(JobRefusal::NotIn(self.status));
+        }
+        let mut next = self.clone();
+        // Every change is a new stored version; the write is conditioned on the one before.
+        next.version += 1;
+        next.status = JobStatus::Queued;
+        next.attempts = self.attempts.saturating_sub(1);
+        next.lease_until = None;
+        next.due_at = Some(due);
+        Ok(next)
+    }
+
     /// The holder is about to submit: written before the provider is called, so that whoever holds
     /// the job next knows whether a submission may already have reached the provider.
     pub fn submitting(&self, now: DateTime<Utc>) -> Result<Job, JobRefusal> {

@@ -63,6 +63,40 @@ pub struct AiProviderConfig {
     pub version: u64,
 }
 
+/// The submissions made to one provider in the last minute, oldest first: the budget behind its
+/// `rate_limit_per_minute`, kept in the store so that every worker, in every process, draws
+/// from the same one (a sliding minute: never more than the limit in any 60 s).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SubmitWindow {
+    /// When each recent submission was let through.
+    pub stamps: Vec<chrono::DateTime<chrono::Utc>>,
+    /// Bumped by every write; the store's write is conditioned on it.
+    #[serde(default)]
+    pub version: u64,
+}
+
+impl SubmitWindow {
+    /// One more submission at `now` if fewer than `per_minute` went in the minute before it;
+    /// otherwise when the next one may go.
+    pub fn take(
+        &self,
+        per_minute: u32,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<SubmitWindow, chrono::DateTime<chrono::Utc>> {
+        let minute = chrono::Duration::seconds(60);
+        // A stamp ahead of `now` (another worker's clock) still counts.
+        let mut recent: Vec<_> = self.stamps.iter().copied().filter(|t| now - *t < minute).collect();
+        recent.sort();
+        let limit = per_minute as usize;
+        if limit == 0 || recent.len() >= limit {
+            let oldest = recent.get(recent.len().saturating_sub(limit.max(1))).copied().unwrap_or(now);
+            return Err(oldest + minute);
+        }
+        recent.push(now);
+        Ok(SubmitWindow { stamps: recent, version: self.version + 1 })
+    }
+}
+
 /// Why a provider, or one of its models, can no longer render a clip (SPEC §8.8): a render with it
 /// is refused at its start (409 `provider_retired`), before any paid call; an admin cannot
 /// configure a retired model.
@@ -125,6 +159,23 @@ pub fn task_deadline(provider: AiProvider) -> chrono::Duration {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_window_lets_per_minute_submissions_through_in_any_sixty_seconds_and_says_when_the_next_may_go() {
+        let start = chrono::Utc::now();
+        let mut window = SubmitWindow::default();
+        for i in 0..5 {
+            window = window.take(5, start + chrono::Duration::seconds(i * 10)).unwrap();
+        }
+        // The sixth within the minute waits until the first is a minute old.
+        let at = start + chrono::Duration::seconds(45);
+        assert_eq!(window.take(5, at), Err(start + chrono::Duration::seconds(60)));
+        let later = window.take(5, start + chrono::Duration::seconds(60)).unwrap();
+        assert_eq!(later.stamps.len(), 5, "the first stamp left the window");
+        assert_eq!(later.version, window.version + 1);
+        // Every stamp within any 60 s: never more than 5.
+        assert!(later.stamps.windows(5).all(|w| w[4] - w[0] < chrono::Duration::seconds(60)));
+    }
 
     #[test]
     fn stability_ai_is_retired_with_an_alternative_and_veo_refuses_shut_down_and_vertex_ids() {

@@ -110,6 +110,9 @@ pub struct ProviderTerms {
     pub secret_name: String,
     /// Parameters sent with every task unless the prompt overrides them.
     pub default_parameters: serde_json::Map<String, serde_json::Value>,
+    /// Submissions to the provider allowed per minute, across all workers (0: no limit).
+    #[serde(default)]
+    pub rate_limit_per_minute: u32,
 }
 
 impl ProviderTerms {
@@ -120,6 +123,7 @@ impl ProviderTerms {
             price_per_second_usd: config.price_per_second_usd.at(quality),
             secret_name: config.secret_name.clone().unwrap_or_default(),
             default_parameters: config.default_parameters.clone(),
+            rate_limit_per_minute: config.rate_limit_per_minute,
         }
     }
 }

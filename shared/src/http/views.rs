@@ -266,6 +266,7 @@ pub fn schemas() -> serde_json::Map<String, Value> {
                 "model": {"type": "string"},
                 "price_per_second_usd": money,
                 "default_parameters": {"type": "object"},
+                "rate_limit_per_minute": count,
             })),
         })),
         "Job": closed(json!({

@@ -42,6 +42,8 @@ pub struct Backend {
     pub inbox: Arc<dyn JobInbox>,
     /// Provider configurations.
     pub providers: Arc<dyn ProviderConfigStore>,
+    /// The providers' shared submission budgets (`rate_limit_per_minute`).
+    pub submit_budget: Arc<dyn crate::ports::SubmitBudget>,
     /// Secrets by name.
     pub secrets: Arc<dyn SecretSource>,
     /// Where rendered media lives.
@@ -97,7 +99,8 @@ fn open_embedded(config: &Config, clock: Arc<dyn Clock>) -> Result<Backend> {
         queue: queue.clone(),
         inbox: queue.clone(),
         recovery: Some(queue),
-        providers: store,
+        providers: store.clone(),
+        submit_budget: store,
         secrets: Arc::new(LocalSecrets::new(&config.data_dir)),
         media: local_media.clone(),
         local_media: Some(local_media),
@@ -157,7 +160,8 @@ async fn open_aws_backend_on(
         queue: queue.clone(),
         inbox: queue,
         recovery: None,
-        providers: store,
+        providers: store.clone(),
+        submit_budget: store,
         secrets,
         media: Arc::new(S3Media::with_clock(clients.s3.clone(), config.aws.bucket.clone(), clock.clone())),
         local_media: None,

@@ -75,7 +75,8 @@ pub fn worker(config: &Config, backend: &Backend, ffmpeg: Ffmpeg) -> Result<JobC
         tools,
         clock,
         settings,
-    );
+    )
+    .with_submit_budget(backend.submit_budget.clone());
     let sweeper = crate::services::Sweeper::new(
         backend.jobs.clone(),
         backend.stories.clone(),

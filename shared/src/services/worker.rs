@@ -26,7 +26,7 @@ use crate::domain::story::RenderedMedia;
 use crate::domain::values::AiProvider;
 use crate::ports::{
     ClipRequest, Clock, Committed, Delivery, Handled, JobMessage, JobQueue, JobStore, MediaStore, ProviderError,
-    StoryEffect, TaskState, VideoProvider, VideoTools,
+    StoryEffect, SubmitBudget, TaskState, VideoProvider, VideoTools,
 };
 use crate::services::fail_render;
 
@@ -82,6 +82,8 @@ pub struct Worker {
     tools: Arc<dyn VideoTools>,
     clock: Arc<dyn Clock>,
     settings: WorkerSettings,
+    /// The providers' shared per-minute budgets; none: no limit is enforced.
+    budget: Option<Arc<dyn SubmitBudget>>,
 }
 
 impl std::fmt::Debug for Worker {
@@ -105,7 +107,13 @@ impl Worker {
         clock: Arc<dyn Clock>,
         settings: WorkerSettings,
     ) -> Self {
-        Self { jobs, queue, media, providers, tools, clock, settings }
+        Self { jobs, queue, media, providers, tools, clock, settings, budget: None }
+    }
+
+    /// This worker drawing each submission from `budget` (a provider's `rate_limit_per_minute`).
+    pub fn with_submit_budget(mut self, budget: Arc<dyn SubmitBudget>) -> Self {
+        self.budget = Some(budget);
+        self
     }
 
     /// This worker with `provider` rendering for `name` (a provider switched on, or wrapped).
@@ -297,6 +305,27 @@ impl Worker {
         clip: &crate::domain::render::ClipSpec,
         render: &crate::domain::render::RenderSpec,
     ) -> Result<Option<(Job, String)>> {
+        // The provider's per-minute budget, shared by every worker: when it is spent the job goes
+        // back to the queue with a message due when the next submission may go — waiting costs
+        // no worker time, and the attempt is not counted.
+        let limit = job.render.as_ref().map_or(0, |r| r.terms.rate_limit_per_minute);
+        if limit > 0
+            && !job.submission_in_doubt()
+            && let Some(budget) = &self.budget
+        {
+            let now = self.clock.now();
+            if let Some(free_at) = budget.take_submission(job.provider, limit, now).await? {
+                let Ok(next) = job.deferred(free_at) else {
+                    return Ok(None);
+                };
+                if self.commit(vec![next.clone()], None).await? {
+                    let wait = (free_at - now).to_std().unwrap_or_default();
+                    tracing::info!(?wait, limit, "the provider's minute budget is spent; submitting later");
+                    self.enqueue(&next, wait).await?;
+                }
+                return Ok(None);
+            }
+        }
         let job = if job.submission_in_doubt() {
             if !provider.submit_is_idempotent() {
                 let error = ProviderError::permanent(

@@ -45,3 +45,34 @@ impl ProviderConfigStore for EmbeddedStore {
         .await
     }
 }
+
+/// provider → its submissions of the last minute (`SubmitWindow`).
+pub(super) const SUBMIT_WINDOWS: TableDefinition<'static, &'static str, &'static [u8]> =
+    TableDefinition::new("submit_windows");
+
+#[async_trait]
+impl crate::ports::SubmitBudget for EmbeddedStore {
+    async fn take_submission(
+        &self,
+        provider: crate::domain::values::AiProvider,
+        per_minute: u32,
+        now: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Option<chrono::DateTime<chrono::Utc>>> {
+        // One write transaction: of concurrent takers, each sees the one before it.
+        self.write(move |txn| {
+            let mut table = txn.open_table(SUBMIT_WINDOWS).map_err(internal)?;
+            let window: crate::domain::provider::SubmitWindow = match table.get(provider.as_str()).map_err(internal)? {
+                Some(bytes) => decode(bytes.value())?,
+                None => crate::domain::provider::SubmitWindow::default(),
+            };
+            match window.take(per_minute, now) {
+                Ok(next) => {
+                    table.insert(provider.as_str(), encode(&next)?.as_slice()).map_err(internal)?;
+                    Ok(None)
+                }
+                Err(free_at) => Ok(Some(free_at)),
+            }
+        })
+        .await
+    }
+}

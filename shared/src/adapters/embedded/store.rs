@@ -122,6 +122,7 @@ impl EmbeddedStore {
             super::queue::QUEUE,
             super::queue::DEAD_LETTERS,
             super::providers::PROVIDERS,
+            super::providers::SUBMIT_WINDOWS,
         ];
         // Create every table once, so readers never meet a missing table — only when one is
         // missing: a cold start on an existing data dir reads, it does not write (and fsync).

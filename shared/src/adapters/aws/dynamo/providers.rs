@@ -56,3 +56,63 @@ impl crate::ports::ProviderConfigStore for DynamoStore {
         }
     }
 }
+
+/// A provider's submissions of the last minute, one item per provider.
+fn window_key(provider: crate::domain::values::AiProvider) -> Item {
+    key(format!("SUBMITS#{provider}"), "WINDOW".into())
+}
+
+#[async_trait]
+impl crate::ports::SubmitBudget for DynamoStore {
+    async fn take_submission(
+        &self,
+        provider: crate::domain::values::AiProvider,
+        per_minute: u32,
+        now: DateTime<Utc>,
+    ) -> Result<Option<DateTime<Utc>>> {
+        // Read, decide, write conditioned on the version read: of concurrent takers one wins each
+        // round, the others decide again on what it wrote.
+        for attempt in 0..ATTEMPTS {
+            back_off(attempt).await;
+            let found = self
+                .client
+                .get_item()
+                .table_name(&self.table)
+                .set_key(Some(window_key(provider)))
+                .consistent_read(true)
+                .send()
+                .await
+                .map_err(sdk)?;
+            let window: crate::domain::provider::SubmitWindow = match found.item {
+                Some(item) => from_item(item)?,
+                None => crate::domain::provider::SubmitWindow::default(),
+            };
+            let next = match window.take(per_minute, now) {
+                Ok(next) => next,
+                Err(free_at) => return Ok(Some(free_at)),
+            };
+            let mut item = to_item(&next)?;
+            item.extend(window_key(provider));
+            let mut put = self.client.put_item().table_name(&self.table).set_item(Some(item));
+            put = if window.version == 0 {
+                put.condition_expression("attribute_not_exists(PK)")
+            } else {
+                put.condition_expression("version = :expected")
+                    .expression_attribute_values(":expected", n(window.version))
+            };
+            match put.send().await {
+                Ok(_) => return Ok(None),
+                Err(e)
+                    if matches!(
+                        e.as_service_error(),
+                        Some(aws_sdk_dynamodb::operation::put_item::PutItemError::ConditionalCheckFailedException(_))
+                    ) =>
+                {
+                    continue;
+                }
+                Err(e) => return Err(sdk(e)),
+            }
+        }
+        Err(busy())
+    }
+}
