@@ -101,12 +101,13 @@ async fn a_preview_renders_through_each_provider() {
             let clips: Vec<&Value> = jobs.iter().filter(|j| j["kind"] == "scene_preview").collect();
             assert!(clips.iter().all(|j| j["status"] == "succeeded" && j["attempts"] == 1), "{provider:?}: {clips:#?}");
             assert!(clips.iter().all(|j| !j["provider_task_id"].as_str().unwrap_or("").is_empty()));
-            // Cost: the clips' seconds at the provider's low-quality price (previews are low).
+            // Cost: what the provider rendered (the fakes' clip is 2 s, whatever the scene's
+            // length) at the provider's low-quality price (previews are low).
             let price = app.get(&format!("{API}/providers/{name}/"), "alice").await.body["price_per_second_usd"]["low"]
                 .as_f64()
                 .unwrap();
             let cost: f64 = clips.iter().map(|j| j["cost_usd"].as_f64().unwrap()).sum();
-            assert!((cost - 5.0 * price).abs() < 1e-3, "{provider:?}: {cost} vs {}", 5.0 * price);
+            assert!((cost - 3.0 * 2.0 * price).abs() < 1e-3, "{provider:?}: {cost} vs {}", 6.0 * price);
 
             // The preview is the story's length exactly, whatever length the provider rendered.
             let preview = &done["preview"];

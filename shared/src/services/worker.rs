@@ -418,6 +418,9 @@ impl Worker {
             let error = ProviderError::retryable("The provider's result is not a readable video.");
             return self.attempt_failed(job, error).await;
         };
+        // What the provider rendered (and bills), before it is fitted to the scene: a provider that
+        // offers 5 or 10 s renders 5 s for a 3.2 s scene.
+        let rendered_seconds = probe.duration_seconds;
         let exact = probe.width == render.width
             && probe.height == render.height
             && probe.frames == clip.frames
@@ -439,7 +442,9 @@ impl Worker {
         media.height = probe.height;
         media.size_bytes = self.media.put_file(&media.key, &file, "video/mp4").await?;
         crate::crash_point!("worker.after_clip_stored");
-        let cost = clip_cost(clip.duration_seconds, render.terms.price_per_second_usd);
+        // None of the clients' providers reports usage in its task answer (Replicate's `metrics`
+        // is run time, not price): the cost is the rendered length at the render's price.
+        let cost = clip_cost(rendered_seconds, render.terms.price_per_second_usd);
 
         let mut current = job;
         for _ in 0..RACE_ATTEMPTS {
