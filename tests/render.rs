@@ -202,19 +202,29 @@ impl VideoProvider for Stalling {
     }
 }
 
-#[tokio::test]
-async fn a_job_whose_worker_died_mid_submission_is_never_sent_again_to_a_provider_that_does_not_deduplicate() {
-    let app = TestApp::with_quick_worker().await;
-    let story = planned_story(&app, "alice", lighthouse(), 3).await;
+/// A previewing story whose first job's worker died inside the provider's create (its future
+/// dropped, its message never settled): the story and the job it held.
+async fn worker_died_in_a_submission(app: &TestApp) -> (String, Value) {
+    let story = planned_story(app, "alice", lighthouse(), 3).await;
     assert_eq!(
         app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await.status,
         StatusCode::ACCEPTED
     );
-    // A worker dies inside the provider's create: whether the provider took the clip is unknown.
     let doomed = app.worker.as_ref().clone().with_provider(AiProvider::Local, Arc::new(Stalling));
     let taken = app.inbox.receive_batch(1, Duration::from_secs(1)).await.unwrap();
+    assert_eq!(taken.len(), 1);
     assert!(tokio::time::timeout(Duration::from_millis(500), doomed.handle(&taken[0])).await.is_err());
-    let held = app.jobs_of(&story).await.into_iter().find(|j| j["status"] == "running").unwrap();
+    let jobs = app.jobs_of(&story).await;
+    let held: Vec<_> = jobs.iter().filter(|j| j["status"] == "running").collect();
+    assert_eq!(held.len(), 1, "the dead worker's claim holds the job: {jobs:#?}");
+    (story, held[0].clone())
+}
+
+#[tokio::test]
+async fn a_job_whose_worker_died_mid_submission_is_never_sent_again_to_a_provider_that_does_not_deduplicate() {
+    let app = TestApp::with_quick_worker().await;
+    // Whether the provider took the clip the dead worker was submitting is unknown.
+    let (story, held) = worker_died_in_a_submission(&app).await;
 
     let counting = Arc::new(Counting::new(local(&app)));
     let worker = app.worker.as_ref().clone().with_provider(AiProvider::Local, counting.clone());
@@ -239,22 +249,8 @@ async fn a_job_whose_worker_died_mid_submission_is_never_sent_again_to_a_provide
 #[tokio::test]
 async fn a_job_whose_worker_died_completes_exactly_once_after_its_lease() {
     let app = TestApp::with_quick_worker().await;
-    let story = planned_story(&app, "alice", lighthouse(), 3).await;
-    assert_eq!(
-        app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await.status,
-        StatusCode::ACCEPTED
-    );
-
-    // A worker takes one message, claims its job and dies before finishing (its future is dropped;
-    // the message is never settled).
-    let doomed = app.worker.as_ref().clone().with_provider(AiProvider::Local, Arc::new(Stalling));
-    let taken = app.inbox.receive_batch(1, Duration::from_secs(1)).await.unwrap();
-    assert_eq!(taken.len(), 1);
-    assert!(tokio::time::timeout(Duration::from_millis(500), doomed.handle(&taken[0])).await.is_err());
-    let jobs = app.jobs_of(&story).await;
-    let held: Vec<_> = jobs.iter().filter(|j| j["status"] == "running").collect();
-    assert_eq!(held.len(), 1, "the dead worker's claim holds the job: {jobs:#?}");
-    let held_id = held[0]["id"].clone();
+    let (story, held) = worker_died_in_a_submission(&app).await;
+    let held_id = held["id"].clone();
 
     app.work_until(&app.worker, 1, &story, "PREVIEW_READY").await;
     let jobs = app.jobs_of(&story).await;
