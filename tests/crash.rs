@@ -151,13 +151,15 @@ struct Target {
     flags: Vec<&'static str>,
     envs: Vec<(String, String)>,
     token: String,
+    /// The S3 bucket on moto; none: the media folder in the data dir.
+    bucket: Option<String>,
 }
 
 impl Target {
     fn embedded() -> Self {
         let dir = tempfile::tempdir().unwrap();
         let token = cli_token(dir.path(), "alice");
-        Target { dir, flags: Vec::new(), envs: Vec::new(), token }
+        Target { dir, flags: Vec::new(), envs: Vec::new(), token, bucket: None }
     }
 
     /// On moto, with unanswered claims taken over after 2 s (the template sets the functions'
@@ -174,7 +176,7 @@ impl Target {
             ("AWS_EC2_METADATA_DISABLED", "true".into()),
             ("AIVIDEO_TABLE", names.table),
             ("AIVIDEO_QUEUE_PREFIX", names.queue_prefix),
-            ("AIVIDEO_BUCKET", names.bucket),
+            ("AIVIDEO_BUCKET", names.bucket.clone()),
             ("AIVIDEO_JWT_SECRET_NAME", names.jwt_secret),
             ("AIVIDEO_IDEMPOTENCY_CLAIM_SECONDS", "2".into()),
         ];
@@ -183,12 +185,38 @@ impl Target {
             flags: vec!["--backend", "aws", "--create-resources"],
             envs: envs.into_iter().map(|(k, v)| (k.to_owned(), v)).collect(),
             token: support::token("alice"),
+            bucket: Some(names.bucket),
         }
     }
 
     fn start(&self) -> Server {
-        let envs: Vec<(&str, &str)> = self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        self.start_with(&[])
+    }
+
+    /// `serve` with `extra` in its environment too.
+    fn start_with(&self, extra: &[(&str, &str)]) -> Server {
+        let mut envs: Vec<(&str, &str)> = self.envs.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        envs.extend_from_slice(extra);
         Server::start_with(self.dir.path(), &self.flags, &envs)
+    }
+
+    /// How many media objects are stored under `prefix`; none half-written.
+    async fn media_objects(&self, prefix: &str) -> usize {
+        match &self.bucket {
+            None => media_objects(&self.dir.path().join("media").join(prefix)),
+            Some(bucket) => {
+                let listed = support::aws_clients()
+                    .await
+                    .s3
+                    .list_objects_v2()
+                    .bucket(bucket)
+                    .prefix(prefix)
+                    .send()
+                    .await
+                    .unwrap();
+                listed.contents().len()
+            }
+        }
     }
 }
 
@@ -349,22 +377,13 @@ async fn a_keyed_create_crashed_after_its_effect_replays_it_on_retry_never_a_sec
 
 /// The render's crash points, each crashed for real: after the restart the render reaches
 /// PREVIEW_READY within 60 s, exactly once (one move per status, one clip per scene job).
-#[tokio::test]
-async fn every_crash_point_of_a_render_resumes_and_finishes_once() {
-    for point in [
-        "render.before_enqueue",
-        "worker.after_claim",
-        "worker.after_submit",
-        "worker.after_task_recorded",
-        "worker.after_fetch",
-        "worker.after_clip_stored",
-        "worker.after_fan_in",
-        "worker.after_composed_stored",
-        "worker.after_story_moved",
-    ] {
-        let dir = tempfile::tempdir().unwrap();
-        let token = cli_token(dir.path(), "alice");
-        let mut server = Server::start(dir.path(), &[("AIVIDEO_PROVIDER_POLL_MS", "200"), ("AIVIDEO_CRASH_AT", point)]);
+/// Every point of `points`: a render whose server dies there resumes after a restart and finishes
+/// once — one move per status, one attempt per job, one media object per clip, one preview.
+async fn crash_points(target: &Target, points: &[&str], limit: Duration) {
+    for point in points {
+        let quick = [("AIVIDEO_PROVIDER_POLL_MS", "200"), ("AIVIDEO_CRASH_AT", *point)];
+        let mut server = target.start_with(&quick);
+        let token = target.token.clone();
         let id = planned_story(&server, &token, crash_story(), 3).await;
         // The answer may never come (the crash can be inside this request).
         let _ = client()
@@ -374,14 +393,14 @@ async fn every_crash_point_of_a_render_resumes_and_finishes_once() {
             .send()
             .await;
         crashed(&mut server).await;
-        let server = Server::start(dir.path(), &[("AIVIDEO_PROVIDER_POLL_MS", "200")]);
+        let server = target.start_with(&quick[..1]);
         let restarted = Instant::now();
         let story = loop {
             let (_, story) = server.call(&token, reqwest::Method::GET, &format!("/stories/{id}/"), Value::Null).await;
             if story["status"] != "PREVIEWING" {
                 break story;
             }
-            assert!(restarted.elapsed() < Duration::from_secs(60), "{point}: still PREVIEWING 60 s after the restart");
+            assert!(restarted.elapsed() < limit, "{point}: still PREVIEWING {limit:?} after the restart");
             tokio::time::sleep(Duration::from_millis(200)).await;
         };
         assert_eq!(story["status"], "PREVIEW_READY", "{point}: {story}");
@@ -398,12 +417,40 @@ async fn every_crash_point_of_a_render_resumes_and_finishes_once() {
         // A clip submitted before the crash is not submitted as a new attempt after it (`local`
         // deduplicates a resubmission of the same attempt: the same key names the same task).
         assert!(jobs.iter().all(|j| j["attempts"] == 1), "{point}: one attempt per job: {jobs:?}");
-        let clips = media_objects(&dir.path().join("media/clips").join(&id));
-        assert_eq!(clips, 3, "{point}: one media object per clip");
-        let previews = media_objects(&dir.path().join("media/previews").join(&id));
-        assert_eq!(previews, 1, "{point}: one composed preview");
+        assert_eq!(target.media_objects(&format!("clips/{id}/")).await, 3, "{point}: one media object per clip");
+        assert_eq!(target.media_objects(&format!("previews/{id}/")).await, 1, "{point}: one composed preview");
         eprintln!("{point}: PREVIEW_READY {:?} after the restart", restarted.elapsed());
     }
+}
+
+const WORKER_POINTS: [&str; 8] = [
+    "worker.after_claim",
+    "worker.after_submit",
+    "worker.after_task_recorded",
+    "worker.after_fetch",
+    "worker.after_clip_stored",
+    "worker.after_fan_in",
+    "worker.after_composed_stored",
+    "worker.after_story_moved",
+];
+
+#[tokio::test]
+async fn every_crash_point_of_a_render_resumes_and_finishes_once() {
+    let mut points = vec!["render.before_enqueue"];
+    points.extend(WORKER_POINTS);
+    crash_points(&Target::embedded(), &points, Duration::from_secs(60)).await;
+}
+
+/// The worker's crash points on DynamoDB, SQS and S3 (moto). SQS keeps what the dead process
+/// held for the queue's visibility timeout and the job its lease (the template: 360 s and
+/// 120 s; here 3 s and 2 s). `render.before_enqueue` is left to the sweep's minute
+/// (`tests/sweep.rs`).
+#[tokio::test]
+async fn the_worker_s_crash_points_resume_and_finish_once_on_dynamodb() {
+    let mut target = Target::moto().await;
+    target.envs.push(("AIVIDEO_WORKER_VISIBILITY_SECONDS".into(), "3".into()));
+    target.envs.push(("AIVIDEO_JOB_LEASE_SECONDS".into(), "2".into()));
+    crash_points(&target, &WORKER_POINTS, Duration::from_secs(90)).await;
 }
 
 /// POSTs `body` to `path` with `key` as its `Idempotency-Key`: the status and answer, or `None`
