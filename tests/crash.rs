@@ -553,3 +553,25 @@ async fn a_keyed_transition_and_render_start_crashed_after_their_effect_replay_o
     let to: Vec<&str> = history["results"].as_array().unwrap().iter().map(|t| t["to"].as_str().unwrap()).collect();
     assert_eq!(to, ["PLANNING", "PLANNED", "PLANNING", "PLANNED", "PREVIEWING"], "one move per request");
 }
+
+#[tokio::test]
+async fn a_keyed_scene_render_crashed_after_its_job_was_made_replays_it_never_a_second_render() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = cli_token(dir.path(), "alice");
+    let server = Server::start(dir.path(), &[]);
+    let id = planned_story(&server, &token, crash_story(), 3).await;
+    let (_, scenes) = server.call(&token, reqwest::Method::GET, &format!("/scenes/?story={id}"), Value::Null).await;
+    let scene = scenes["results"][0]["id"].as_str().unwrap().to_owned();
+    drop(server);
+    let mut server = Server::start(dir.path(), &[("AIVIDEO_CRASH_AT", "idempotency.before_answer_kept")]);
+    let path = format!("/scenes/{scene}/generate/");
+    assert!(keyed_post(&server, &token, &path, "scene-render-once", json!({})).await.is_none());
+    crashed(&mut server).await;
+    let server = Server::start(dir.path(), &[]);
+    let (status, first) = keyed_post(&server, &token, &path, "scene-render-once", json!({})).await.unwrap();
+    assert_eq!(status, 202, "{first}");
+    let (_, jobs) = server.call(&token, reqwest::Method::GET, &format!("/stories/{id}/jobs/"), Value::Null).await;
+    let jobs = jobs["results"].as_array().unwrap();
+    assert_eq!(jobs.len(), 1, "one render for one key: {jobs:?}");
+    assert_eq!(first["jobs"][0]["id"], jobs[0]["id"], "the retry answers with the job the key made");
+}

@@ -308,10 +308,12 @@ async fn generate(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    keyed: Option<axum::Extension<CreationId>>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Response> {
     let id = scene_id(&id)?;
     let options = render_options(&body, RenderOptions::preview_defaults())?;
-    let job = state.jobs.generate_scene(&caller.user, &id, options).await?;
+    // With an Idempotency-Key the job's id comes from the key: a retry finds it again.
+    let job = state.jobs.generate_scene(&caller.user, &id, options, keyed.map(|k| k.0.0)).await?;
     Ok(accepted(&state, None, &[job]).await)
 }

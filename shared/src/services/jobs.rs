@@ -193,16 +193,30 @@ impl JobService {
     }
 
     /// `scenes/{id}/generate`: renders one scene's selected prompts on its own.
-    pub async fn generate_scene(&self, owner: &UserId, scene: &SceneId, options: RenderOptions) -> Result<Job> {
+    /// `request`: a keyed request's derived id, which the job takes (see `single`).
+    pub async fn generate_scene(
+        &self,
+        owner: &UserId,
+        scene: &SceneId,
+        options: RenderOptions,
+        request: Option<ulid::Ulid>,
+    ) -> Result<Job> {
         let scene = self.plans.scene(owner, scene).await?;
         let plan = self.plans.story_plan(owner, &scene.story).await?;
         let scene = plan.scenes.iter().find(|s| s.id == scene.id).ok_or(Error::NotFound)?;
         let clip = ClipSpec::of_scene(scene, &plan.prompts, plan.story.fps.get())?;
-        self.single(&plan.story, &scene.id, clip, JobKind::SceneGenerate, options).await
+        self.single(&plan.story, &scene.id, clip, JobKind::SceneGenerate, options, request).await
     }
 
     /// `prompts/{id}/test`: renders one prompt (selected or not) as its scene's clip.
-    pub async fn test_prompt(&self, owner: &UserId, prompt: &PromptId, options: RenderOptions) -> Result<Job> {
+    /// `request`: a keyed request's derived id, which the job takes (see `single`).
+    pub async fn test_prompt(
+        &self,
+        owner: &UserId,
+        prompt: &PromptId,
+        options: RenderOptions,
+        request: Option<ulid::Ulid>,
+    ) -> Result<Job> {
         let prompt = self.plans.prompt(owner, prompt).await?;
         let plan = self.plans.story_plan(owner, &prompt.story).await?;
         let scene = plan.scenes.iter().find(|s| s.id == prompt.scene).ok_or(Error::NotFound)?;
@@ -223,7 +237,7 @@ impl JobService {
         prompts.retain(|p| !(p.scene == scene.id && p.prompt_type == PromptType::Video && p.is_selected));
         prompts.push(as_video);
         let clip = ClipSpec::of_scene(scene, &prompts, plan.story.fps.get())?;
-        self.single(&plan.story, &scene.id, clip, JobKind::PromptTest, options).await
+        self.single(&plan.story, &scene.id, clip, JobKind::PromptTest, options, request).await
     }
 
     async fn single(
@@ -233,14 +247,29 @@ impl JobService {
         clip: ClipSpec,
         kind: JobKind,
         options: RenderOptions,
+        request: Option<ulid::Ulid>,
     ) -> Result<Job> {
         let config = self.providers.for_render(story.ai_provider).await?;
-        let mut job =
-            single_clip_job(story, scene, clip, kind, options, JobId::from_ulid(self.ids.new_id()), self.clock.now());
+        // A keyed request's job takes the id derived from its key: a retry whose first answer was
+        // lost finds the job it made (the create is conditional) instead of rendering again.
+        let id = JobId::from_ulid(request.unwrap_or_else(|| self.ids.new_id()));
+        let mut job = single_clip_job(story, scene, clip, kind, options, id, self.clock.now());
         if let Some(render) = job.render.as_mut() {
             render.terms = ProviderTerms::of(&config, options.quality);
         }
-        self.jobs.create_job(&job).await?;
+        match self.jobs.create_job(&job).await {
+            Ok(()) => {}
+            Err(Error::Conflict { .. }) if request.is_some() => {
+                let made = self.jobs.story_job(&story.id, &job.id).await?;
+                // Its message may have been lost with the answer: a duplicate is harmless.
+                if made.status == JobStatus::Queued {
+                    self.enqueue(&made).await?;
+                }
+                return Ok(made);
+            }
+            Err(e) => return Err(e),
+        }
+        // Committed, not yet sent: the sweep sends what a crash here leaves without a message.
         self.enqueue(&job).await?;
         Ok(job)
     }
