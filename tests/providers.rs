@@ -406,3 +406,51 @@ async fn one_mutated_field_of_a_clients_request_breaks_the_providers_contract() 
         }
     }
 }
+
+/// Each job failure code a provider's answer can cause (SPEC §8.3), produced by a fake speaking
+/// that provider's vocabulary. (`safety_input`, `provider_error` and `ambiguous_submit` come from
+/// the tests above; `timeout`, `cancelled` from `tests/render.rs`; `provider_retired` is refused
+/// before any job exists.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn each_failure_code_a_provider_can_cause_comes_from_its_own_answers() {
+    async fn failed_job(provider: Provider, script: Script, model: Option<&str>) -> (Fake, Value) {
+        let fake = Fake::start(provider, script).await;
+        let app = app_for(provider, &fake, true).await;
+        let name = names(provider).0;
+        if let Some(model) = model {
+            let set = app.patch(&format!("{API}/providers/{name}/"), "admin-ann", json!({"model": model})).await;
+            assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+        }
+        let story = previewing_story(&app, "alice", harbour(name), 3).await;
+        let done = app.work_while(&app.worker, &story, "PREVIEWING").await;
+        assert_eq!(done["status"], "FAILED", "{provider:?}: {done}");
+        let jobs = app.jobs_of(&story).await;
+        let job = jobs.into_iter().find(|j| j["kind"] == "scene_preview" && j["status"] == "failed").unwrap();
+        (fake, job)
+    }
+    let output = tokio::spawn(failed_job(Provider::Runway, Script::ModeratedOutput, None));
+    // Runway's `gen4_turbo` renders from an image only: a text-to-video request is one the API
+    // refuses (the fake, by its contract).
+    let invalid = tokio::spawn(failed_job(Provider::Runway, Script::Succeed, Some("gen4_turbo")));
+    // Luma keeps answering 429: after the wire's retries and every attempt, `rate_limited`.
+    let limited =
+        tokio::spawn(failed_job(Provider::Luma, Script::RateLimited { retry_after_secs: 0, times: 1000 }, None));
+
+    let (_, job) = output.await.unwrap();
+    assert_eq!(job["failure_code"], "safety_output", "{job}");
+    assert_eq!(job["attempts"], 1, "a refusal of the output is not retried either");
+    let (fake, job) = invalid.await.unwrap();
+    assert_eq!(job["failure_code"], "invalid_request", "{job}");
+    assert!(!fake.violations().is_empty(), "the fake refused it by the contract");
+    let (_, job) = limited.await.unwrap();
+    assert_eq!((job["failure_code"].as_str(), job["attempts"].as_u64()), (Some("rate_limited"), Some(3)), "{job}");
+
+    // No key: `not_configured`, naming the secret.
+    let fake = Fake::start(Provider::Runway, Script::Succeed).await;
+    let app = app_for(Provider::Runway, &fake, false).await;
+    let story = previewing_story(&app, "alice", harbour(AiProvider::Runway), 3).await;
+    app.work_while(&app.worker, &story, "PREVIEWING").await;
+    let jobs = app.jobs_of(&story).await;
+    let job = jobs.iter().find(|j| j["status"] == "failed").unwrap();
+    assert_eq!(job["failure_code"], "not_configured", "{job}");
+}

@@ -43,6 +43,8 @@ pub enum Script {
     Fail,
     /// The provider's content-moderation refusal.
     Moderation,
+    /// Runway: the moderation of what it rendered (`SAFETY.OUTPUT.*`); elsewhere as `Moderation`.
+    ModeratedOutput,
     /// The first `times` submit requests answer 429 with `Retry-After`, then as `Succeed`.
     RateLimited { retry_after_secs: u64, times: usize },
     /// The first `times` submit requests answer 500 (provider error body), then as `Succeed`.
@@ -489,7 +491,7 @@ impl Shared {
     fn end(&self) -> End {
         match self.script {
             Script::Fail => End::Failure,
-            Script::Moderation => End::Moderated,
+            Script::Moderation | Script::ModeratedOutput => End::Moderated,
             _ => End::Success,
         }
     }
@@ -618,8 +620,13 @@ mod runway {
             }
             (Phase::Finished, End::Moderated) => {
                 body["status"] = json!("FAILED");
-                body["failure"] = json!("Your prompt was flagged by our content moderation system.");
-                body["failureCode"] = json!("SAFETY.INPUT.TEXT");
+                if let Script::ModeratedOutput = s.script {
+                    body["failure"] = json!("The generated video was flagged by our content moderation system.");
+                    body["failureCode"] = json!("SAFETY.OUTPUT.VIDEO");
+                } else {
+                    body["failure"] = json!("Your prompt was flagged by our content moderation system.");
+                    body["failureCode"] = json!("SAFETY.INPUT.TEXT");
+                }
             }
         }
         reply(StatusCode::OK, &body)
