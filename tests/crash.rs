@@ -575,3 +575,34 @@ async fn a_keyed_scene_render_crashed_after_its_job_was_made_replays_it_never_a_
     assert_eq!(jobs.len(), 1, "one render for one key: {jobs:?}");
     assert_eq!(first["jobs"][0]["id"], jobs[0]["id"], "the retry answers with the job the key made");
 }
+
+#[tokio::test]
+async fn keyed_generate_prompts_crashed_after_its_prompts_were_made_replays_them_never_a_second_set() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = cli_token(dir.path(), "alice");
+    let server = Server::start(dir.path(), &[]);
+    let (status, story) = server
+        .call(&token, reqwest::Method::POST, "/stories/", json!({"title": "Words", "duration_seconds": 12}))
+        .await;
+    assert_eq!(status, 201, "{story}");
+    let id = story["id"].as_str().unwrap().to_owned();
+    let (status, _) =
+        server.call(&token, reqwest::Method::POST, &format!("/stories/{id}/scenes/bulk/"), json!({})).await;
+    assert_eq!(status, 201);
+    let count = |prompts: &Value| prompts["results"].as_array().unwrap().len();
+    let (_, before) =
+        server.call(&token, reqwest::Method::GET, &format!("/prompts/?story={id}&page_size=100"), Value::Null).await;
+    drop(server);
+    let mut server = Server::start(dir.path(), &[("AIVIDEO_CRASH_AT", "idempotency.before_answer_kept")]);
+    let path = format!("/stories/{id}/generate-prompts/");
+    let body = json!({"prompt_type": "narration"});
+    assert!(keyed_post(&server, &token, &path, "words-once", body.clone()).await.is_none());
+    crashed(&mut server).await;
+    let server = Server::start(dir.path(), &[]);
+    let (status, first) = keyed_post(&server, &token, &path, "words-once", body).await.unwrap();
+    assert_eq!(status, 200, "{first}");
+    let (_, after) =
+        server.call(&token, reqwest::Method::GET, &format!("/prompts/?story={id}&page_size=100"), Value::Null).await;
+    let scenes = first["prompts"].as_array().unwrap().len();
+    assert_eq!(count(&after), count(&before) + scenes, "one set of prompts for one key");
+}

@@ -219,6 +219,7 @@ async fn generate_prompts(
     State(state): State<AppState>,
     caller: Caller,
     Path(id): Path<String>,
+    keyed: Option<axum::Extension<CreationId>>,
     JsonObject(body): JsonObject,
 ) -> ApiResult<Response> {
     let id = story_id(&id)?;
@@ -228,7 +229,7 @@ async fn generate_prompts(
         Some(WriterChoice::Template) => false,
         None => state.plans.has_llm(),
     };
-    let generated = state.plans.generate_prompts(&caller.user, &id, prompt_type, use_llm).await?;
+    let generated = state.plans.generate_prompts(&caller.user, &id, prompt_type, use_llm, keyed.map(|k| k.0.0)).await?;
     let writer = match generated.writer {
         WriterChoice::Llm => "llm",
         WriterChoice::Template => "template",

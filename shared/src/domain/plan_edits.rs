@@ -340,6 +340,11 @@ impl PlanEdit {
             }
         }
         for mut prompt in prompts {
+            // A keyed retry whose first try committed: that prompt is there already (its id is
+            // the key's), and the retry leaves it as it is now.
+            if self.state.prompts.iter().any(|p| p.id == prompt.id) {
+                continue;
+            }
             prompt.is_selected = false;
             self.put_prompts.insert(prompt.id.clone());
             self.state.prompts.push(prompt);

@@ -194,6 +194,7 @@ impl PlanService {
         story: &StoryId,
         prompt_type: PromptType,
         use_llm: bool,
+        keyed: Option<ulid::Ulid>,
     ) -> Result<GeneratedPrompts> {
         let plan = self.store.story_plan(owner, story).await?;
         plan.story.ensure_plan_editable()?;
@@ -229,12 +230,21 @@ impl PlanService {
             }
         }
         let at = self.clock.now();
-        let prompts: Vec<ScenePrompt> = plan
+        let mut prompts: Vec<ScenePrompt> = plan
             .scenes
             .iter()
             .zip(written)
             .map(|(scene, (text, parameters))| self.new_prompt(scene, prompt_type, text, parameters, at))
             .collect();
+        // With `keyed` (the id an `Idempotency-Key` derives) the prompts are named from it in
+        // order, so a retry after a crash finds the ones its first try made instead of writing a
+        // second set.
+        if let Some(mut next) = keyed {
+            for prompt in &mut prompts {
+                prompt.id = PromptId::from_ulid(next);
+                next = next.increment().unwrap_or(next);
+            }
+        }
         let ids: Vec<PromptId> = prompts.iter().map(|p| p.id.clone()).collect();
         let state = self
             .edit_one(owner, PlanTarget::Story(story.clone()), move |plan| {
