@@ -331,8 +331,8 @@ async fn stability_ai_is_refused_at_render_start_with_the_alternative_and_nothin
     .await;
     // An admin cannot switch it on: its video API is gone.
     let on = app.patch(&format!("{API}/providers/stability_ai/"), "admin-ann", json!({"enabled": true})).await;
-    assert_eq!(on.status, StatusCode::BAD_REQUEST, "{}", on.body);
-    assert!(on.body["enabled"][0].as_str().unwrap().contains("2025-07-24"), "{}", on.body);
+    assert_eq!((on.status, on.body["code"].as_str()), (StatusCode::CONFLICT, Some("provider_retired")), "{}", on.body);
+    assert!(on.body["detail"].as_str().unwrap().contains("2025-07-24"), "{}", on.body);
     // A story may still name it (the original guide does); its render is refused at the start.
     let story = planned_story(&app, "alice", harbour(AiProvider::StabilityAi), 3).await;
     let refused = app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await;

@@ -257,6 +257,7 @@ fn error_schema() -> Value {
             "detail": {"type": "string"},
             "current_status": choice(&StoryStatus::ALL, StoryStatus::as_str),
             "current_version": {"type": "integer", "minimum": 0},
+            "alternative": {"type": "string", "description": "With `provider_retired`: what renders instead."},
         },
         "required": ["code"],
         "additionalProperties": {"type": "array", "items": {"type": "string"}},

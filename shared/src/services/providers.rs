@@ -19,19 +19,13 @@ pub(crate) fn retired(config: &AiProviderConfig) -> Option<Error> {
         .map(|r| Error::ProviderRetired { detail: r.detail, alternative: r.alternative })
 }
 
-/// The configuration error an edit that would make a retired provider or model usable gets.
+/// 409 `provider_retired` for an edit that would set a retired model or switch a retired
+/// provider on (a well-formed request the provider's state refuses, as a render start is).
 fn refuse_retired(edit: &ProviderEdit, next: &AiProviderConfig) -> Result<()> {
-    let Some(retirement) = crate::domain::provider::retirement(next.provider, &next.model) else {
+    if edit.model.is_none() && edit.enabled != Some(true) {
         return Ok(());
-    };
-    let field = if edit.model.is_some() {
-        "model"
-    } else if edit.enabled == Some(true) {
-        "enabled"
-    } else {
-        return Ok(());
-    };
-    Err(Error::field(field, format!("{} {}", retirement.detail, retirement.alternative)))
+    }
+    retired(next).map_or(Ok(()), Err)
 }
 
 pub(crate) fn disabled(provider: AiProvider) -> Error {
