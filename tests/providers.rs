@@ -67,12 +67,19 @@ fn harbour(provider: AiProvider) -> Value {
 /// three-scene story on it whose preview is run until it leaves PREVIEWING: the fake, the app,
 /// the story's id and the story then.
 async fn preview_through(provider: Provider, script: Script) -> (Fake, TestApp, String, Value) {
+    let succeeds = matches!(script, Script::Succeed);
     let fake = Fake::start(provider, script).await;
     let app = app_for(provider, &fake, true).await;
     let story = previewing_story(&app, "alice", harbour(names(provider).0), 3).await;
     let done = app.work_while(&app.worker, &story, "PREVIEWING").await;
     // Whatever the script, the client never sent anything the provider's contract does not allow.
     assert!(fake.violations().is_empty(), "{provider:?}: {:?}", fake.violations());
+    // …and the fake answered only with documents the provider's reference defines.
+    assert!(fake.answer_violations().is_empty(), "{provider:?}: {:?}", fake.answer_violations());
+    if succeeds {
+        // Its creates and polls, at least: the check is not vacuous.
+        assert!(fake.answers_checked() >= 6, "{provider:?}: {} answers checked", fake.answers_checked());
+    }
     (fake, app, story, done)
 }
 

@@ -89,6 +89,8 @@ impl Fake {
             seen: Mutex::new(Vec::new()),
             tasks: Mutex::new(HashMap::new()),
             violations: Mutex::new(Vec::new()),
+            answer_violations: Mutex::new(Vec::new()),
+            answers_checked: AtomicUsize::new(0),
         });
         let app = Router::new().fallback(handle).layer(DefaultBodyLimit::max(64 << 20)).with_state(state.clone());
         let server = tokio::spawn(async move {
@@ -118,6 +120,16 @@ impl Fake {
     }
 
     /// Every request, in order of arrival.
+    /// How many of the fake's answers were checked against the contract.
+    pub fn answers_checked(&self) -> usize {
+        self.state.answers_checked.load(Ordering::SeqCst)
+    }
+
+    /// The fake's answers that broke the provider's published contract.
+    pub fn answer_violations(&self) -> Vec<String> {
+        lock(&self.state.answer_violations).clone()
+    }
+
     /// The requests that broke the provider's published contract (each was answered 400).
     pub fn violations(&self) -> Vec<String> {
         lock(&self.state.violations).clone()
@@ -190,6 +202,10 @@ struct Shared {
     tasks: Mutex<HashMap<String, Task>>,
     /// Requests outside the provider's published contract (`tests/provider_contracts/`).
     violations: Mutex<Vec<String>>,
+    /// The fake's own answers outside that contract (a fake bug: every test asserts none).
+    answer_violations: Mutex<Vec<String>>,
+    /// Answers checked against the contract's answer schemas.
+    answers_checked: AtomicUsize,
 }
 
 #[derive(Clone)]
@@ -377,14 +393,26 @@ async fn handle(State(s): State<Arc<Shared>>, method: Method, uri: Uri, headers:
             if s.provider == Provider::Replicate { StatusCode::UNPROCESSABLE_ENTITY } else { StatusCode::BAD_REQUEST };
         return s.error(status, &format!("Request outside the published API: {what}"));
     }
-    match s.provider {
+    let answer = match s.provider {
         Provider::Runway => runway::route(&s, &req),
         Provider::Luma => luma::route(&s, &req),
         Provider::Veo => veo::route(&s, &req).await,
         Provider::Replicate => replicate::route(&s, &req),
         Provider::Fal => fal::route(&s, &req).await,
         Provider::Stability => stability::route(&s, &req).await,
+    };
+    // And every answer the contract describes is checked against it: a fake may only answer
+    // with documents the provider's reference defines.
+    let (parts, body) = answer.into_parts();
+    let bytes = axum::body::to_bytes(body, usize::MAX).await.unwrap_or_default();
+    let (checked, wrong) = contract::answer_violations(s.provider, &req, parts.status, &bytes);
+    if checked {
+        s.answers_checked.fetch_add(1, Ordering::SeqCst);
     }
+    if !wrong.is_empty() {
+        lock(&s.answer_violations).push(format!("{} {}: {}", req.method, req.path, wrong.join("; ")));
+    }
+    Response::from_parts(parts, axum::body::Body::from(bytes))
 }
 
 impl Shared {
@@ -816,7 +844,7 @@ mod replicate {
         json!({
             "id": id, "model": task.model, "version": "hidden", "input": task.input, "logs": "",
             "output": null, "data_removed": false, "error": null, "status": status,
-            "created_at": task.created_at, "source": "api",
+            "created_at": task.created_at,
             "urls": {"get": get, "cancel": format!("{get}/cancel"), "web": format!("https://replicate.com/p/{id}")},
         })
     }
@@ -1214,9 +1242,47 @@ pub mod contract {
             (Provider::Replicate, "POST", ["v1", "predictions"]) => ("create_version_prediction", None),
             (Provider::Fal, "POST", _) => ("submit", Some(segments.join("/"))),
             (Provider::Stability, "POST", ["v2beta", "image-to-video"]) => ("create_image_to_video", None),
+            (Provider::Runway, "GET", ["v1", "tasks", _]) => ("get_task", None),
+            (Provider::Luma, "GET", ["dream-machine", "v1", "generations", _]) => ("get_generation", None),
+            (Provider::Veo, "GET", ["v1beta", "models", _, "operations", _]) => ("get_operation", None),
+            (Provider::Replicate, "GET", ["v1", "predictions", _]) => ("get_prediction", None),
+            (Provider::Fal, "GET", [.., "requests", _, "status"]) => ("get_status", None),
+            (Provider::Fal, "GET", [.., "requests", _]) => ("get_result", None),
             _ => return None,
         };
         Some(op)
+    }
+
+    /// Whether a fake's answer to `req` was one the contract describes (the operation's success
+    /// status), and what is wrong with it under the contract's schema.
+    pub(super) fn answer_violations(
+        provider: Provider,
+        req: &Req,
+        status: axum::http::StatusCode,
+        body: &[u8],
+    ) -> (bool, Vec<String>) {
+        let Some((name, _)) = operation(provider, req) else {
+            return (false, Vec::new());
+        };
+        let doc = document(provider);
+        let answer = &doc["operations"][name]["answer"];
+        let (Some(expected), Some(schema)) = (answer["status"].as_u64(), answer.get("body")) else {
+            return (false, Vec::new());
+        };
+        if u64::from(status.as_u16()) != expected {
+            return (false, Vec::new());
+        }
+        let Ok(body) = serde_json::from_slice::<Value>(body) else {
+            // A truncated answer is a script of its own (malformed JSON), not a contract answer.
+            return (false, Vec::new());
+        };
+        let wrong = match jsonschema::validator_for(schema) {
+            Ok(validator) => {
+                validator.iter_errors(&body).map(|e| format!("{name} answer: {} at {}", e, e.instance_path())).collect()
+            }
+            Err(e) => vec![format!("the contract's answer schema for {name} does not compile: {e}")],
+        };
+        (true, wrong)
     }
 
     /// What is wrong with `req` under `provider`'s contract: nothing for a request it allows.
