@@ -240,6 +240,15 @@ impl Worker {
                 .attempt_failed(job, ProviderError::permanent("invalid_job", "The job has no clip to render."))
                 .await;
         };
+        // A job queued before its provider (or model) was retired: no paid call that cannot
+        // finish the clip (renders of it are refused at their start).
+        if job.provider_task_id.is_none()
+            && let Some(retired) = crate::domain::provider::retirement(job.provider, &render.terms.model)
+        {
+            let error =
+                ProviderError::permanent("provider_retired", format!("{} {}", retired.detail, retired.alternative));
+            return self.attempt_failed(job, error).await;
+        }
         let task = match job.provider_task_id.clone() {
             Some(task) => {
                 // The watchdog: a task the provider holds past its maximum is not polled forever.
