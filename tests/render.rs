@@ -516,3 +516,45 @@ async fn a_provider_limited_to_5_per_minute_never_gets_a_6th_create_within_a_min
     }
     assert_eq!(counting.submissions.load(Ordering::SeqCst), 10, "five more in the second minute");
 }
+
+/// A job queued before its provider was retired (here: a stability_ai job written straight to the
+/// store, as one from before the retirement would be) fails with `provider_retired` and calls
+/// nothing: no paid call that cannot finish the clip.
+#[tokio::test]
+async fn a_job_queued_before_its_provider_was_retired_fails_without_calling_it() {
+    use shared::domain::ids::{JobId, StoryId, UserId};
+    use shared::domain::job::JobKind;
+    use shared::domain::render::{ClipSpec, RenderOptions, single_clip_job};
+    use shared::ports::{JobMessage, JobQueue, JobStore, PlanStore};
+    let app = TestApp::with_backend("embedded", &[], |c| c.worker.poll_ms = 100).await;
+    let story = json!({"title": "Old", "duration_seconds": 6, "fps": 12, "resolution": "320x240",
+                       "ai_provider": "stability_ai"});
+    let id = planned_story(&app, "alice", story, 3).await;
+    let queue = app.recovery.clone().expect("the embedded backend");
+    let store = queue.store();
+    let plan = store.story_plan(&UserId::parse("alice").unwrap(), &StoryId::parse(&id).unwrap()).await.unwrap();
+    let clip = ClipSpec::of_scene(&plan.scenes[0], &plan.prompts, 12).unwrap();
+    let job = single_clip_job(
+        &plan.story,
+        &plan.scenes[0].id,
+        clip,
+        JobKind::SceneGenerate,
+        RenderOptions::preview_defaults(),
+        JobId::from_ulid(ulid::Ulid::new()),
+        chrono::Utc::now(),
+    );
+    store.create_job(&job).await.unwrap();
+    let message = JobMessage { job_id: job.id.clone(), story_id: job.story.clone(), kind: job.kind };
+    queue.enqueue(&message, job.priority, Duration::ZERO).await.unwrap();
+
+    let counting = Arc::new(Counting::new(local(&app)));
+    let worker = app.worker.as_ref().clone().with_provider(AiProvider::StabilityAi, counting.clone());
+    app.work_round(&worker, 1).await;
+    let failed = app.get(&format!("{API}/jobs/{}/", job.id), "alice").await.body;
+    assert_eq!(
+        (failed["status"].as_str(), failed["failure_code"].as_str()),
+        (Some("failed"), Some("provider_retired"))
+    );
+    assert!(failed["error"].as_str().unwrap().contains("2025-07-24"), "{failed}");
+    assert_eq!(counting.submissions.load(Ordering::SeqCst), 0, "nothing sent to a retired API");
+}
