@@ -603,6 +603,32 @@ pub trait IdGenerator: Send + Sync {
     fn new_id(&self) -> ulid::Ulid;
 }
 
+/// The ids of the objects one request makes: successive ids from a keyed request's derived id
+/// (`http::idempotency::creation_id`), so a retry of it names the same objects and finds them;
+/// fresh ones otherwise (and past the end of the id space, where no retry can follow anyway).
+pub struct RequestIds<'a> {
+    next: Option<ulid::Ulid>,
+    fresh: &'a dyn IdGenerator,
+}
+
+impl<'a> RequestIds<'a> {
+    /// From `keyed`, else from `fresh`.
+    pub fn new(keyed: Option<ulid::Ulid>, fresh: &'a dyn IdGenerator) -> Self {
+        Self { next: keyed, fresh }
+    }
+
+    /// The next object's id.
+    pub fn next_id(&mut self) -> ulid::Ulid {
+        match self.next {
+            Some(id) => {
+                self.next = id.increment();
+                id
+            }
+            None => self.fresh.new_id(),
+        }
+    }
+}
+
 /// The system clock.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct SystemClock;

@@ -90,11 +90,6 @@ choices!(
 );
 
 impl FailureCode {
-    /// Whether the provider refused the content itself (never resubmitted unchanged).
-    pub fn is_safety(self) -> bool {
-        matches!(self, FailureCode::SafetyInput | FailureCode::SafetyOutput)
-    }
-
     /// The kind of a permanent failure named by one of the worker's or the clients' own codes
     /// (a provider's documented vocabulary is mapped by its client, which knows it).
     pub fn for_code(code: &str) -> FailureCode {

@@ -19,7 +19,9 @@ use crate::domain::scene::plan_gaps;
 use crate::domain::state_machine::Mover;
 use crate::domain::story::Story;
 use crate::domain::values::AiProvider;
-use crate::ports::{Clock, Committed, IdGenerator, JobFilter, JobMessage, JobQueue, JobStore, MoveRequest, PlanStore};
+use crate::ports::{
+    Clock, Committed, IdGenerator, JobFilter, JobMessage, JobQueue, JobStore, MoveRequest, PlanStore, RequestIds,
+};
 use crate::services::providers::{disabled, retired};
 use crate::services::{ProviderService, fail_render};
 
@@ -103,11 +105,11 @@ impl JobService {
             Err(Error::NotFound) => return Ok(None),
             Err(e) => return Err(e),
         }
-        // A render has at most one job per scene and its compose job.
-        let last = (0..=MAX_SCENES).fold(first, |id, _| id.increment().unwrap_or(id));
-        let last_id = JobId::from_ulid(last);
+        // The ids the render's jobs took: at most one job per scene and its compose job.
+        let mut keyed = RequestIds::new(Some(first), self.ids.as_ref());
+        let ids: Vec<JobId> = (0..=MAX_SCENES).map(|_| JobId::from_ulid(keyed.next_id())).collect();
         let jobs = self.jobs.story_jobs(story).await?;
-        let render = jobs.into_iter().filter(|j| j.id >= first_id && j.id <= last_id).collect();
+        let render = jobs.into_iter().filter(|j| ids.contains(&j.id)).collect();
         Ok(Some((plan.story, render)))
     }
 
@@ -145,21 +147,14 @@ impl JobService {
                     current_status: plan.story.status,
                 });
             }
-            let mut keyed = request;
+            let mut job_ids = RequestIds::new(request, ids.as_ref());
             let mut jobs = plan_render(
                 &plan.story,
                 &plan.scenes,
                 &plan.prompts,
                 stage,
                 options,
-                || match keyed.as_mut() {
-                    Some(next) => {
-                        let id = *next;
-                        *next = id.increment().unwrap_or(id);
-                        JobId::from_ulid(id)
-                    }
-                    None => JobId::from_ulid(ids.new_id()),
-                },
+                || JobId::from_ulid(job_ids.next_id()),
                 now,
             )?;
             for job in &mut jobs {

@@ -16,7 +16,9 @@ use crate::domain::prompt_templates::{SceneBrief, default_scene_title, write_pro
 use crate::domain::scene::{NewScene, Scene, SceneDuration, SceneEdit, SceneKind, SceneStatus};
 use crate::domain::story::Story;
 use crate::domain::values::{Description, PromptText, SceneTitle};
-use crate::ports::{ChildOrdering, Clock, IdGenerator, PlanStore, PlanTarget, PromptFilter, SceneFilter, StoryPlan};
+use crate::ports::{
+    ChildOrdering, Clock, IdGenerator, PlanStore, PlanTarget, PromptFilter, RequestIds, SceneFilter, StoryPlan,
+};
 
 /// Why an LLM prompt writer gave no prompts (shown to the client; the template result stands).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -239,10 +241,10 @@ impl PlanService {
         // With `keyed` (the id an `Idempotency-Key` derives) the prompts are named from it in
         // order, so a retry after a crash finds the ones its first try made instead of writing a
         // second set.
-        if let Some(mut next) = keyed {
+        if keyed.is_some() {
+            let mut ids = RequestIds::new(keyed, self.ids.as_ref());
             for prompt in &mut prompts {
-                prompt.id = PromptId::from_ulid(next);
-                next = next.increment().unwrap_or(next);
+                prompt.id = PromptId::from_ulid(ids.next_id());
             }
         }
         let ids: Vec<PromptId> = prompts.iter().map(|p| p.id.clone()).collect();
@@ -287,17 +289,10 @@ impl PlanService {
         let at = self.clock.now();
         let many = scenes.len() > 1;
         let position = move |i: usize| many.then_some(i);
-        let mut next_keyed = keyed;
+        let mut ids = RequestIds::new(keyed, self.ids.as_ref());
         let mut with_ids: Vec<(SceneId, NewScene)> = Vec::with_capacity(scenes.len());
         for scene in scenes {
-            let id = match next_keyed {
-                Some(id) => {
-                    next_keyed = id.increment();
-                    id
-                }
-                None => self.ids.new_id(),
-            };
-            with_ids.push((SceneId::from_ulid(id), scene));
+            with_ids.push((SceneId::from_ulid(ids.next_id()), scene));
         }
         let mut stories: Vec<StoryId> = Vec::new();
         for (_, new) in &with_ids {
