@@ -3,7 +3,7 @@
 use std::io::Write;
 use std::process::ExitCode;
 
-use aivideo::{Command, USAGE, parse_args, serve, token};
+use aivideo::{Command, parse_args, serve, token};
 use shared::config::Config;
 
 #[tokio::main]
@@ -18,9 +18,19 @@ async fn main() -> ExitCode {
         Err(e) => return fail(&format!("{e} (see aivideo help)"), 2),
     };
     match command {
-        Command::Help => {
-            let _ = writeln!(std::io::stdout().lock(), "{USAGE}");
+        Command::Help(text) => {
+            let _ = writeln!(std::io::stdout().lock(), "{text}");
             ExitCode::SUCCESS
+        }
+        Command::OpenApi => {
+            let document = shared::http::openapi::document(config.llm.is_some());
+            match serde_json::to_string_pretty(&document) {
+                Ok(text) => {
+                    let _ = writeln!(std::io::stdout().lock(), "{text}");
+                    ExitCode::SUCCESS
+                }
+                Err(e) => fail(&e.to_string(), 1),
+            }
         }
         Command::Token { user, admin, data_dir, ttl } => {
             config.data_dir = data_dir;
@@ -32,8 +42,13 @@ async fn main() -> ExitCode {
                 Err(e) => fail(&e, 1),
             }
         }
-        Command::Serve { addr, data_dir, backend, create_resources } => {
+        Command::Serve { addr, data_dir, backend, create_resources, cors_origins } => {
             shared::telemetry::init(shared::telemetry::default_format());
+            for origin in cors_origins {
+                if let Err(e) = config.add_cors_origin(&origin) {
+                    return fail(&e, 2);
+                }
+            }
             config.data_dir = data_dir;
             config.backend = backend;
             config.create_resources = create_resources;

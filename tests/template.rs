@@ -31,7 +31,9 @@ fn route_tables() -> [(&'static str, Vec<RouteSpec>); 5] {
 /// shared router serves in every function and the template maps to the Stories function.
 fn routes_in_code() -> BTreeSet<Route> {
     let mut routes = BTreeSet::new();
-    routes.insert(("stories".to_owned(), "GET".to_owned(), shared::http::openapi_path()));
+    for path in shared::http::public_paths() {
+        routes.insert(("stories".to_owned(), "GET".to_owned(), path));
+    }
     for (function, table) in route_tables() {
         for spec in table {
             for method in &spec.methods {
@@ -74,7 +76,7 @@ fn the_template_maps_every_route_of_the_code_to_its_function_and_nothing_else() 
 
 /// Sends every (method, path) to the whole API. Without a token each must answer 401: only a
 /// route the router matched (path and method) asks for one — the router's own 404 and 405 come
-/// first — except the OpenAPI document, which needs none. As an admin, none may answer 405, and a
+/// first — except the OpenAPI document and the API's root, which need none. As an admin, none may answer 405, and a
 /// 404 must be about the (unknown) object the path names.
 async fn assert_served(routes: impl IntoIterator<Item = (String, String)>) {
     let app = TestApp::new().await;
@@ -87,7 +89,8 @@ async fn assert_served(routes: impl IntoIterator<Item = (String, String)>) {
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let body = (method != Method::GET && method != Method::DELETE).then_some("{}");
         let anonymous = app.send(method.clone(), &concrete, None, body, &[]).await;
-        let expected = if path == shared::http::openapi_path() { StatusCode::OK } else { StatusCode::UNAUTHORIZED };
+        let public = shared::http::public_paths().contains(&path);
+        let expected = if public { StatusCode::OK } else { StatusCode::UNAUTHORIZED };
         assert_eq!(anonymous.status, expected, "{method} {concrete} without a token: {}", anonymous.body);
         let reply = app.send(method.clone(), &concrete, Some("admin-ann"), body, &[]).await;
         assert_ne!(reply.status, StatusCode::METHOD_NOT_ALLOWED, "{method} {concrete}");
@@ -112,7 +115,7 @@ async fn every_route_in_the_functions_tables_answers_through_the_router() {
 fn the_openapi_document_describes_every_route_of_the_code_and_nothing_else() {
     let code: BTreeSet<(String, String)> = routes_in_code()
         .into_iter()
-        .filter(|(_, _, path)| *path != shared::http::openapi_path())
+        .filter(|(_, _, path)| !shared::http::public_paths().contains(path))
         .map(|(_, method, path)| (method, path))
         .collect();
     let documented: BTreeSet<(String, String)> = shared::http::openapi::documented_routes().into_iter().collect();
@@ -120,4 +123,22 @@ fn the_openapi_document_describes_every_route_of_the_code_and_nothing_else() {
     let missing: Vec<_> = code.difference(&documented).collect();
     let extra: Vec<_> = documented.difference(&code).collect();
     assert!(missing.is_empty() && extra.is_empty(), "not documented: {missing:#?}\ndocumented, not served: {extra:#?}");
+}
+
+/// API Gateway answers preflights on AWS, `aivideo serve` locally: both allow the same methods and
+/// headers and expose the same ones (SPEC §8.4).
+#[test]
+fn the_templates_cors_configuration_is_the_servers() {
+    use shared::http::cors;
+    let template = std::fs::read_to_string("template.yaml").unwrap();
+    for (key, list) in [
+        ("AllowMethods", cors::ALLOW_METHODS),
+        ("AllowHeaders", cors::ALLOW_HEADERS),
+        ("ExposeHeaders", cors::EXPOSE_HEADERS),
+    ] {
+        let line = format!("{key}: [{list}]");
+        assert_eq!(template.matches(&line).count(), 1, "template.yaml should say {line}");
+    }
+    assert!(template.contains(&format!("MaxAge: {}", cors::MAX_AGE_SECONDS)));
+    assert!(template.contains("AllowOrigins: !Ref CorsAllowedOrigins"));
 }

@@ -91,6 +91,10 @@ pub struct Config {
     /// outlives its timeout, so an older claim has no live holder. (The embedded backend needs
     /// none: a restarted process owns its data dir alone and drops the dead one's claims.)
     pub idempotency_claim_seconds: u64,
+    /// `AIVIDEO_CORS_ORIGINS` (comma list of exact origins such as `http://127.0.0.1:5173`) and
+    /// `aivideo serve --cors-origin`: pages on these origins may call the API from a browser
+    /// (SPEC §8.4). None by default. On AWS the template's `CorsAllowedOrigins` does this.
+    pub cors_origins: Vec<String>,
 }
 
 /// The worker's pacing.
@@ -139,6 +143,7 @@ impl Default for Config {
             provider_base_urls: std::collections::BTreeMap::new(),
             allow_loopback_downloads: false,
             allowed_hosts: Vec::new(),
+            cors_origins: Vec::new(),
         }
     }
 }
@@ -215,6 +220,11 @@ impl Config {
         config.allowed_hosts = lookup("AIVIDEO_ALLOWED_HOSTS")
             .map(|raw| raw.split(',').map(str::trim).filter(|h| !h.is_empty()).map(str::to_owned).collect())
             .unwrap_or_default();
+        if let Some(raw) = lookup("AIVIDEO_CORS_ORIGINS") {
+            for origin in raw.split(',').map(str::trim).filter(|o| !o.is_empty()) {
+                config.add_cors_origin(origin).map_err(|e| format!("AIVIDEO_CORS_ORIGINS: {e}"))?;
+            }
+        }
         config.llm = lookup("AIVIDEO_LLM_BASE_URL").map(|base_url| LlmConfig {
             base_url,
             model: lookup("AIVIDEO_LLM_MODEL").unwrap_or_else(|| "gpt-4o-mini".to_owned()),
@@ -233,6 +243,18 @@ impl Config {
         }
         config.check()?;
         Ok(config)
+    }
+
+    /// Allows browsers on `origin` to call the API; refuses what is not an origin as browsers send
+    /// it (a trailing slash, a path, upper case), which would silently match nothing.
+    pub fn add_cors_origin(&mut self, origin: &str) -> Result<(), String> {
+        let origin = crate::http::cors::parse_origin(origin).ok_or_else(|| {
+            format!("{origin:?} is not an origin like https://app.example.com or http://127.0.0.1:5173 (scheme, lower-case host and port only)")
+        })?;
+        if !self.cors_origins.contains(&origin) {
+            self.cors_origins.push(origin);
+        }
+        Ok(())
     }
 
     /// Refuses contradictory settings at start-up rather than at the first request.

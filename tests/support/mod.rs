@@ -147,23 +147,24 @@ impl TestApp {
             config.create_resources = true;
             let calls = clients.calls.clone();
             let local = shared::runtime::build_local_on_aws(&config, clients).await.unwrap();
-            return Self::of(local, dir, Some(calls));
+            return Self::of(local, &config, dir, Some(calls));
         }
         std::fs::create_dir_all(dir.path().join("secrets")).unwrap();
         for (name, value) in secrets {
             std::fs::write(dir.path().join("secrets").join(name), value).unwrap();
         }
         let local = shared::runtime::build_local(&config).await.unwrap();
-        Self::of(local, dir, None)
+        Self::of(local, &config, dir, None)
     }
 
     fn of(
         local: shared::runtime::Local,
+        config: &Config,
         dir: tempfile::TempDir,
         calls: Option<shared::adapters::aws::CallCounter>,
     ) -> Self {
         Self {
-            router: aivideo::app(&local),
+            router: aivideo::app(&local, config),
             state: local.api,
             worker: local.jobs.worker,
             inbox: local.jobs.inbox,
@@ -178,7 +179,7 @@ impl TestApp {
     pub async fn router_for(data_dir: &Path, adjust: impl FnOnce(&mut Config)) -> Router {
         let mut config = config_on(data_dir);
         adjust(&mut config);
-        aivideo::app(&shared::runtime::build_local(&config).await.unwrap())
+        aivideo::app(&shared::runtime::build_local(&config).await.unwrap(), &config)
     }
 
     /// Sends a request as `user` (None: no token) with a JSON body and extra headers.

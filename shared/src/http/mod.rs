@@ -3,6 +3,7 @@
 //! pagination, ETags, and request logging.
 
 pub mod auth;
+pub mod cors;
 pub mod error;
 pub mod etag;
 pub mod hosts;
@@ -62,6 +63,8 @@ pub struct AppState {
     pub media: Arc<dyn MediaStore>,
     /// The hosts requests may name (links are written with the request's host).
     pub hosts: Arc<hosts::AllowedHosts>,
+    /// The origins whose pages may call the API from a browser.
+    pub cors: Arc<cors::CorsOrigins>,
 }
 
 /// How long a download link handed to an owner works.
@@ -112,17 +115,32 @@ pub fn openapi_path() -> String {
     format!("{API_PREFIX}{}", openapi::PATH)
 }
 
+/// Where the API's root (its route groups' URLs) is served.
+pub fn api_root_path() -> String {
+    format!("{API_PREFIX}/")
+}
+
+/// The routes that need no token (the API's description and its root): served by every
+/// function's router, mapped by the template to the Stories function.
+pub fn public_paths() -> [String; 2] {
+    [openapi_path(), api_root_path()]
+}
+
 /// Wraps the routes of one or more functions into the API: authentication and idempotency on
 /// every route, JSON 404/405 for everything else, and one log line per request.
 pub fn api(routes: Router<AppState>, state: AppState) -> Router {
     routes
         .route_layer(from_fn_with_state(state.clone(), idempotency::idempotent))
         .route_layer(from_fn_with_state(state.auth.clone(), auth::require_caller))
-        // Added after the layers above: the API's description needs no token.
+        // Added after the layers above: the API's description and its root need no token.
         .route(&openapi_path(), axum::routing::get(openapi::serve))
+        .route(&api_root_path(), axum::routing::get(api_root))
+        .route(API_PREFIX, axum::routing::get(api_root))
         .method_not_allowed_fallback(method_not_allowed)
         .fallback(not_found)
         .layer(from_fn_with_state(state.hosts.clone(), hosts::require_allowed_host))
+        // Outside the host check, so a page on an allowed origin can read even that refusal.
+        .layer(from_fn_with_state(state.cors.clone(), cors::cors))
         .layer(from_fn_with_state(state.ids.clone(), trace_requests))
         .with_state(state)
 }
@@ -134,6 +152,21 @@ pub fn created(location: &str, version: u64, body: serde_json::Value) -> Respons
         response.headers_mut().insert(axum::http::header::LOCATION, value);
     }
     response
+}
+
+/// The route groups this API serves, as `GET /api/ai-video/` lists them (DRF's router root).
+pub const ROUTE_GROUPS: [&str; 5] = ["stories", "scenes", "prompts", "jobs", "providers"];
+
+/// `GET /api/ai-video/`: where each route group and the API's description live, as DRF's
+/// `DefaultRouter` answers its root. Public, like the description: it holds no one's data.
+async fn api_root(headers: axum::http::HeaderMap) -> Response {
+    let base = format!("{}{API_PREFIX}", pagination::request_origin(&headers).unwrap_or_default());
+    let mut links = serde_json::Map::new();
+    for group in ROUTE_GROUPS {
+        links.insert(group.to_owned(), format!("{base}/{group}/").into());
+    }
+    links.insert("openapi".to_owned(), format!("{base}{}", openapi::PATH).into());
+    axum::Json(serde_json::Value::Object(links)).into_response()
 }
 
 async fn not_found() -> Response {

@@ -236,18 +236,20 @@ fn page_link(uri: &Uri, headers: &HeaderMap, cursor: &str) -> String {
     }
     query.append_pair("cursor", cursor);
     let path_and_query = format!("{}?{}", uri.path(), query.finish());
-    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).filter(|h| valid_host(h));
-    match host {
-        Some(host) => {
-            let scheme = headers
-                .get("x-forwarded-proto")
-                .and_then(|v| v.to_str().ok())
-                .filter(|p| *p == "https" || *p == "http")
-                .unwrap_or("http");
-            format!("{scheme}://{host}{path_and_query}")
-        }
-        None => path_and_query,
-    }
+    format!("{}{path_and_query}", request_origin(headers).unwrap_or_default())
+}
+
+/// `scheme://host` of the request as its client addressed it (the `Host` the host check let in;
+/// `X-Forwarded-Proto` from API Gateway), for the absolute links the API writes; `None` without a
+/// usable `Host`, when links stay relative.
+pub fn request_origin(headers: &HeaderMap) -> Option<String> {
+    let host = headers.get(header::HOST).and_then(|h| h.to_str().ok()).filter(|h| valid_host(h))?;
+    let scheme = headers
+        .get("x-forwarded-proto")
+        .and_then(|v| v.to_str().ok())
+        .filter(|p| *p == "https" || *p == "http")
+        .unwrap_or("http");
+    Some(format!("{scheme}://{host}"))
 }
 
 fn valid_host(host: &str) -> bool {

@@ -51,5 +51,6 @@ pub fn api(config: &Config, backend: &Backend) -> Result<AppState> {
         ids,
         media: backend.media.clone(),
         hosts: Arc::new(crate::http::hosts::AllowedHosts::new(&config.allowed_hosts, config.addr)),
+        cors: Arc::new(crate::http::cors::CorsOrigins::new(config.cors_origins.clone())),
     })
 }

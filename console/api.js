@@ -1,0 +1,1 @@
+<!-- placeholder: the console is being written -->
