@@ -12,7 +12,15 @@ fn tools() -> Ffmpeg {
 }
 
 fn card(frames: u32, heading: &str, body: &str) -> TitleCard {
-    TitleCard { width: 640, height: 360, fps: 24, frames, heading: heading.into(), body: body.into() }
+    TitleCard {
+        width: 640,
+        height: 360,
+        fps: 24,
+        frames,
+        title: "The fox in the snow".into(),
+        heading: heading.into(),
+        body: body.into(),
+    }
 }
 
 async fn clips(ffmpeg: &Ffmpeg, dir: &std::path::Path, frames: &[u32]) -> Vec<PathBuf> {
@@ -135,4 +143,76 @@ fn a_missing_ffmpeg_is_reported_with_what_to_install() {
     let err = Ffmpeg::at(PathBuf::from("/nonexistent/ffmpeg"), PathBuf::from("ffprobe")).unwrap_err();
     let text = err.to_string();
     assert!(text.contains("ffmpeg not found") && text.contains("apt-get install ffmpeg"), "{text}");
+}
+
+/// The longest texts the API accepts: a 4000-character prompt (long words, wide characters, emoji)
+/// and a 200-character title.
+fn longest_card(width: u32, height: u32) -> TitleCard {
+    let mut body = String::new();
+    let pieces = [
+        "A fox explores a snowy forest.",
+        "Supercalifragilisticexpialidocious-camera-move",
+        "여우가 눈 덮인 숲을 탐험한다",
+        "🦊🌲❄️",
+        "WWWWWWWWWW MMMMMMMMMM",
+    ];
+    let mut i = 0;
+    while body.chars().count() < 4000 {
+        body.push_str(pieces[i % pieces.len()]);
+        body.push(' ');
+        i += 1;
+    }
+    let body: String = body.chars().take(4000).collect();
+    TitleCard {
+        width,
+        height,
+        fps: 24,
+        frames: 24,
+        title: "W".repeat(40) + &" The fox in the snow".repeat(8),
+        heading: format!("Scene 12 · outro · 4.0 s · {}", "Long scene title ".repeat(12)),
+        body,
+    }
+}
+
+/// Frame `n` of `video` as RGB pixels.
+fn frame_pixels(video: &std::path::Path, n: u32, width: u32, height: u32) -> Vec<u8> {
+    let out = std::process::Command::new("ffmpeg")
+        .args(["-hide_banner", "-loglevel", "error", "-i"])
+        .arg(video)
+        .args(["-vf", &format!("select=eq(n\\,{n})"), "-frames:v", "1", "-f", "rawvideo", "-pix_fmt", "rgb24", "-"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert_eq!(out.stdout.len(), (width * height * 3) as usize);
+    out.stdout
+}
+
+/// The outer 5 % of every edge holds only the card's background (text wraps inside the safe
+/// area that players and thumbnails may crop), while the inside does hold text.
+#[tokio::test]
+async fn local_frames_keep_the_longest_text_inside_the_safe_area() {
+    use shared::adapters::ffmpeg::CARD_BACKGROUND;
+    let ffmpeg = tools();
+    let dir = tempfile::tempdir().unwrap();
+    for (width, height) in [(1920, 1080), (1080, 1920), (640, 360), (854, 480)] {
+        let out = dir.path().join(format!("card-{width}x{height}.mp4"));
+        ffmpeg.title_card(&longest_card(width, height), &out).await.unwrap();
+        for n in [0, 23] {
+            let pixels = frame_pixels(&out, n, width, height);
+            let (mx, my) = ((width as f64 * 0.05).ceil() as u32, (height as f64 * 0.05).ceil() as u32);
+            let mut inked_inside = 0;
+            for y in 0..height {
+                for x in 0..width {
+                    let i = ((y * width + x) * 3) as usize;
+                    // H.264 in yuv420p moves flat colours by a few levels.
+                    let off = (0..3).any(|c| (i32::from(pixels[i + c]) - i32::from(CARD_BACKGROUND[c])).abs() > 24);
+                    let in_margin = x < mx || x >= width - mx || y < my || y >= height - my;
+                    assert!(!(in_margin && off), "{width}x{height} frame {n}: ink at ({x}, {y}) inside the 5 % margin");
+                    inked_inside += usize::from(off);
+                }
+            }
+            // Text covers a good part of the card: the test sees text when there is text.
+            assert!(inked_inside > (width * height / 50) as usize, "{width}x{height}: {inked_inside} inked pixels");
+        }
+    }
 }

@@ -23,10 +23,80 @@ pub struct TitleCard {
     pub fps: u32,
     /// Length in whole frames (≥ 1).
     pub frames: u32,
-    /// First line, e.g. `INTRO · 1/12`.
+    /// The story's title, on top (at most two lines).
+    pub title: String,
+    /// The scene line, e.g. `Scene 1 · intro · 4.0 s`.
     pub heading: String,
     /// The rest, e.g. the prompt text (wrapped and clipped to fit).
     pub body: String,
+}
+
+/// The card's colours: text on a dark slate, the progress marker in amber.
+pub const CARD_BACKGROUND: [u8; 3] = [0x1f, 0x29, 0x37];
+const CARD_BACKGROUND_HEX: &str = "0x1f2937";
+
+/// Text stays inside this fraction of each edge, inside the 5 % safe margin that players,
+/// thumbnails and TV overscan may crop (a margin of its own for rounding and the font's overhang).
+const TEXT_MARGIN: f64 = 0.07;
+
+/// A monospaced font's advance is 0.6 em (DejaVu Sans Mono: 1233/2048), so a line's width is
+/// known from its character count; a little more for safety.
+const MONO_ADVANCE_EM: f64 = 0.62;
+
+/// Where a monospaced font lives on Debian/Ubuntu and Amazon Linux; else fontconfig's `monospace`.
+const MONO_FONTS: [&str; 3] = [
+    "/usr/share/fonts/truetype/dejavu/DejaVuSansMono.ttf",
+    "/usr/share/fonts/dejavu/DejaVuSansMono.ttf",
+    "/usr/share/fonts/truetype/liberation/LiberationMono-Regular.ttf",
+];
+
+/// How many columns `c` takes in a monospaced line: East Asian wide characters and emoji take two.
+fn columns_of(c: char) -> usize {
+    let wide = matches!(u32::from(c),
+        0x1100..=0x115F | 0x2E80..=0x303E | 0x3041..=0x33FF | 0x3400..=0x4DBF | 0x4E00..=0x9FFF
+        | 0xA000..=0xA4CF | 0xAC00..=0xD7A3 | 0xF900..=0xFAFF | 0xFE30..=0xFE4F | 0xFF00..=0xFF60
+        | 0xFFE0..=0xFFE6 | 0x1F300..=0x1F64F | 0x1F900..=0x1F9FF | 0x20000..=0x3FFFD);
+    if wide { 2 } else { 1 }
+}
+
+/// One block of text on the card: its lines, size and top.
+struct TextBlock {
+    text: String,
+    size: u32,
+    y: u32,
+}
+
+/// Lays the card's text out inside the safe area: the title (≤ 2 lines), the scene line, then as
+/// much of the body as fits, each wrapped to the columns its font size allows.
+fn card_layout(card: &TitleCard) -> [TextBlock; 3] {
+    let (w, h) = (f64::from(card.width), f64::from(card.height));
+    let safe_w = w * (1.0 - 2.0 * TEXT_MARGIN);
+    let top = (h * TEXT_MARGIN).ceil();
+    // The bottom of the text area: above the progress marker's lane.
+    let bottom = h * (1.0 - TEXT_MARGIN) - f64::from(marker_size(card)) * 2.0;
+    let base = w.min(h);
+    let title_size = (base / 13.0).max(8.0);
+    let heading_size = (base / 20.0).max(8.0);
+    let body_size = (base / 22.0).max(8.0);
+    let columns = |size: f64| ((safe_w / (size * MONO_ADVANCE_EM)).floor() as usize).max(4);
+    // A line's height with drawtext's line spacing (a third of the size, set below).
+    let line = |size: f64| size * (1.17 + 1.0 / 3.0);
+    let title = wrap(&card.title, columns(title_size), 2);
+    let heading = wrap(&card.heading, columns(heading_size), 1);
+    let title_lines = title.lines().count().max(1) as f64;
+    let heading_y = top + title_lines * line(title_size) + heading_size * 0.5;
+    let body_y = heading_y + line(heading_size) + body_size * 0.8;
+    let body_lines = ((bottom - body_y) / line(body_size)).floor().max(0.0) as usize;
+    let body = if body_lines == 0 { String::new() } else { wrap(&card.body, columns(body_size), body_lines) };
+    [
+        TextBlock { text: title, size: title_size as u32, y: top as u32 },
+        TextBlock { text: heading, size: heading_size as u32, y: heading_y.ceil() as u32 },
+        TextBlock { text: body, size: body_size as u32, y: body_y.ceil() as u32 },
+    ]
+}
+
+fn marker_size(card: &TitleCard) -> u32 {
+    (card.height.min(card.width) / 30).max(2)
 }
 
 /// The two tools, located once.
@@ -37,17 +107,30 @@ pub struct Ffmpeg {
 }
 
 fn wrap(text: &str, width: usize, max_lines: usize) -> String {
+    let width = width.max(2);
     let mut lines: Vec<String> = Vec::new();
     let mut line = String::new();
+    let mut used = 0;
     for word in text.split_whitespace() {
-        let word: String = word.chars().take(width).collect();
-        if !line.is_empty() && line.chars().count() + 1 + word.chars().count() > width {
+        let word_columns: usize = word.chars().map(columns_of).sum();
+        if used > 0 && used + 1 + word_columns > width {
             lines.push(std::mem::take(&mut line));
+            used = 0;
         }
-        if !line.is_empty() {
+        if used > 0 {
             line.push(' ');
+            used += 1;
         }
-        line.push_str(&word);
+        // A word longer than a line is cut across lines.
+        for c in word.chars() {
+            let c_columns = columns_of(c);
+            if used + c_columns > width {
+                lines.push(std::mem::take(&mut line));
+                used = 0;
+            }
+            line.push(c);
+            used += c_columns;
+        }
     }
     if !line.is_empty() {
         lines.push(line);
@@ -55,6 +138,10 @@ fn wrap(text: &str, width: usize, max_lines: usize) -> String {
     if lines.len() > max_lines {
         lines.truncate(max_lines);
         if let Some(last) = lines.last_mut() {
+            // Room for the ellipsis within the width.
+            while last.chars().map(columns_of).sum::<usize>() + 1 > width {
+                last.pop();
+            }
             last.push('…');
         }
     }
@@ -183,31 +270,47 @@ impl Ffmpeg {
         }
     }
 
-    /// Renders a title card of exactly `card.frames` frames as H.264 MP4 at `out`: the heading and
-    /// the wrapped body on a dark card, and a marker crossing the bottom as time passes.
+    /// Renders a title card of exactly `card.frames` frames as H.264 MP4 at `out`: the title, the
+    /// scene line and the wrapped body on a dark card, all inside the safe area (nothing within 5 %
+    /// of an edge), and a marker crossing the card as time passes.
     pub async fn title_card(&self, card: &TitleCard, out: &Path) -> Result<(), MediaError> {
         if card.frames == 0 || card.fps == 0 || card.width < 2 || card.height < 2 {
             return Err(MediaError::Invalid("a clip needs at least one frame and a size".into()));
         }
         let text_dir = tempfile::tempdir().map_err(|e| MediaError::Invalid(e.to_string()))?;
-        let text_file = text_dir.path().join("card.txt");
-        let columns = ((card.width / 14).max(12)) as usize;
-        let text = format!("{}\n\n{}", card.heading, wrap(&card.body, columns, 6));
-        std::fs::write(&text_file, text).map_err(|e| MediaError::Invalid(e.to_string()))?;
-        let font_size = (card.height / 20).max(8);
-        let marker = (card.height / 30).max(2);
+        let font = MONO_FONTS
+            .iter()
+            .find(|f| Path::new(f).exists())
+            .map(|f| format!("fontfile={}", filter_path(Path::new(f))))
+            .unwrap_or_else(|| "font=monospace".to_owned());
+        let x = (f64::from(card.width) * TEXT_MARGIN).ceil() as u32;
+        let mut text_filters = String::new();
+        for (i, block) in card_layout(card).iter().enumerate() {
+            if block.text.is_empty() {
+                continue;
+            }
+            let file = text_dir.path().join(format!("card-{i}.txt"));
+            std::fs::write(&file, &block.text).map_err(|e| MediaError::Invalid(e.to_string()))?;
+            let colour = if i == 1 { "0xfbbf24" } else { "white" };
+            text_filters.push_str(&format!(
+                ",drawtext={font}:textfile={}:fontcolor={colour}:fontsize={}:x={x}:y={}:line_spacing={}",
+                filter_path(&file),
+                block.size,
+                block.y,
+                block.size / 3
+            ));
+        }
+        let marker = marker_size(card);
         let last = card.frames.saturating_sub(1).max(1);
-        let filter = format!(
-            "[0:v][1:v]overlay=x='(W-w)*n/{last}':y=H-h-{marker}:shortest=1,\
-             drawtext=textfile={}:fontcolor=white:fontsize={font_size}:x=(w-text_w)/2:y=(h-text_h)/2:line_spacing={}",
-            filter_path(&text_file),
-            font_size / 3
-        );
+        // The marker crosses the card as time passes, inside the safe area like the text.
+        let lane_y = (f64::from(card.height) * (1.0 - TEXT_MARGIN)).floor() as u32 - marker;
+        let travel = card.width.saturating_sub(2 * x + marker);
+        let filter = format!("[0:v][1:v]overlay=x='{x}+{travel}*min(1,n/{last})':y={lane_y}:shortest=1{text_filters}");
         let args: Vec<String> = vec![
             "-f".into(),
             "lavfi".into(),
             "-i".into(),
-            format!("color=c=0x1f2937:s={}x{}:r={}", card.width, card.height, card.fps),
+            format!("color=c={CARD_BACKGROUND_HEX}:s={}x{}:r={}", card.width, card.height, card.fps),
             "-f".into(),
             "lavfi".into(),
             "-i".into(),
@@ -396,7 +499,9 @@ mod tests {
     #[test]
     fn text_is_wrapped_and_clipped() {
         assert_eq!(wrap("a b c", 3, 5), "a b\nc");
-        assert_eq!(wrap("one two three four", 3, 2), "one\ntwo…");
+        assert_eq!(wrap("one two three four", 3, 2), "one\ntw…");
+        assert_eq!(wrap("abcdefgh", 3, 5), "abc\ndef\ngh", "a word longer than a line is cut across lines");
+        assert_eq!(wrap("여우가 눈 숲을", 7, 5), "여우가\n눈 숲을", "wide characters take two columns");
         assert_eq!(wrap("", 10, 2), "");
     }
 

@@ -134,7 +134,14 @@ impl VideoProvider for LocalProvider {
                 height: request.render.height,
                 fps: request.render.fps,
                 frames: u32::try_from(clip.frames).unwrap_or(u32::MAX),
-                heading: format!("{} · scene {} · {}", clip.kind.as_str(), clip.order + 1, clip.title),
+                title: request.render.story_title.clone(),
+                heading: format!(
+                    "Scene {} · {} · {:.1} s · {}",
+                    clip.order + 1,
+                    clip.kind.as_str(),
+                    clip.duration_seconds,
+                    clip.title
+                ),
                 body: clip.prompt.clone(),
             };
             // Rendered under a temporary name, then renamed: a poll never sees half a clip.

@@ -96,6 +96,9 @@ pub struct RenderSpec {
     /// The provider's terms when the render started.
     #[serde(default)]
     pub terms: ProviderTerms,
+    /// The story's title when the render started (the `local` provider draws it).
+    #[serde(default)]
+    pub story_title: String,
 }
 
 /// What a render was started with from its provider's configuration: a later change by an admin
@@ -142,6 +145,7 @@ impl RenderSpec {
             height: story.resolution.height(),
             fps: story.fps.get(),
             terms: ProviderTerms::default(),
+            story_title: story.title.to_string(),
         }
     }
 
