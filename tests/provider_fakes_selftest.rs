@@ -9,7 +9,7 @@ mod provider_fakes;
 
 use std::time::{Duration, Instant};
 
-use provider_fakes::{API_KEY, Fake, Provider, RUNWAY_VERSION, Script};
+use provider_fakes::{API_KEY, Delivery, Fake, Provider, RUNWAY_VERSION, Script};
 use reqwest::{Client, RequestBuilder, StatusCode};
 use serde_json::{Value, json};
 
@@ -529,4 +529,186 @@ async fn slow_scripts_delay_every_api_answer() {
     // The create and the poll are delayed; the media link is not.
     let elapsed = started.elapsed();
     assert!(elapsed >= Duration::from_millis(600) && elapsed < Duration::from_secs(5), "{elapsed:?}");
+}
+
+/// A Gemini Omni create (the Interactions API), as the `veo` client sends it, with `extra` fields
+/// merged into the body.
+fn omni_create(client: &Client, base: &str, key: &str, extra: Value) -> RequestBuilder {
+    let mut body = json!({"model": "gemini-omni-flash-preview", "input": "A harbour at dawn", "background": true,
+        "store": true, "response_format": {"type": "video", "aspect_ratio": "16:9", "duration": "4s"}});
+    for (k, v) in extra.as_object().unwrap() {
+        body[k] = v.clone();
+    }
+    authed(Provider::Veo, client.post(format!("{base}/v1beta/interactions")), key).json(&body)
+}
+
+/// Creates an interaction and polls it until it is no longer in progress: the statuses seen and
+/// the last answer.
+async fn drive_omni(fake: &Fake, extra: Value) -> (Vec<String>, Value) {
+    let client = Client::new();
+    let created = omni_create(&client, &fake.base_url(), API_KEY, extra).send().await.unwrap();
+    assert_eq!(created.status(), StatusCode::OK);
+    let created = json_of(created).await;
+    assert_eq!((created["object"].as_str(), created["status"].as_str()), (Some("interaction"), Some("in_progress")));
+    let id = created["id"].as_str().unwrap();
+    assert!(id.starts_with("v1_"), "{created}");
+    let mut states = Vec::new();
+    for _ in 0..20 {
+        let url = format!("{}/v1beta/interactions/{id}", fake.base_url());
+        let interaction = json_of(authed(Provider::Veo, client.get(url), API_KEY).send().await.unwrap()).await;
+        states.push(interaction["status"].as_str().unwrap().to_owned());
+        if interaction["status"] != "in_progress" {
+            // Every answer (the create's and each poll's) was one the contract describes.
+            assert!(fake.answer_violations().is_empty(), "{:?}", fake.answer_violations());
+            assert!(fake.answers_checked() > states.len(), "{} answers checked", fake.answers_checked());
+            return (states, interaction);
+        }
+    }
+    panic!("never finished: {states:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gemini_omni_speaks_the_interactions_api() {
+    let client = Client::new();
+    // As asked: a link to the Files API (which needs the key), after as many polls as Veo's
+    // operations take.
+    let fake = Fake::start(Provider::Veo, Script::Succeed).await;
+    let (states, done) = drive_omni(
+        &fake,
+        json!({"response_format":
+        {"type": "video", "aspect_ratio": "9:16", "duration": "10s", "delivery": "uri"}}),
+    )
+    .await;
+    assert_eq!(states, ["in_progress", "in_progress", "completed"]);
+    let steps = done["steps"].as_array().unwrap();
+    let kinds: Vec<&str> = steps.iter().map(|s| s["type"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["user_input", "thought", "model_output"], "{done}");
+    assert_eq!(steps[0]["content"][0]["text"], "A harbour at dawn");
+    let video = &steps[2]["content"][0];
+    assert_eq!((video["type"].as_str(), video["mime_type"].as_str()), (Some("video"), Some("video/mp4")));
+    let uri = video["uri"].as_str().unwrap();
+    assert!(video["data"].is_null() && uri.ends_with(":download?alt=media"), "{video}");
+    assert_eq!(client.get(uri).send().await.unwrap().status(), StatusCode::UNAUTHORIZED);
+    let file = authed(Provider::Veo, client.get(uri), API_KEY).send().await.unwrap();
+    assert_eq!(file.headers()["content-type"], "video/mp4");
+    assert!(is_mp4(&file.bytes().await.unwrap()));
+    assert_eq!(done["usage"]["total_output_tokens"], 5792 * 10);
+    assert_eq!((fake.submissions(), fake.polls(), fake.downloads()), (1, 3, 1));
+
+    // The answer schema is not vacuous: what the API does not answer breaks it.
+    let contract = provider_fakes::contract::document(Provider::Veo);
+    let schema = jsonschema::validator_for(&contract["operations"]["get_interaction"]["answer"]["body"]).unwrap();
+    assert!(schema.is_valid(&done));
+    let mutate = |change: &dyn Fn(&mut Value)| {
+        let mut answer = done.clone();
+        change(&mut answer);
+        answer
+    };
+    for wrong in [
+        mutate(&|a| a["status"] = json!("done")),
+        mutate(&|a| a["steps"][2]["content"][0]["url"] = json!(uri)),
+        mutate(&|a| a["steps"][2]["type"] = json!("output")),
+        mutate(&|a| a["steps"][2]["content"][0]["type"] = json!("movie")),
+        mutate(&|a| a["errors"] = json!([{"code": 13, "message": "internal"}])),
+    ] {
+        assert!(!schema.is_valid(&wrong), "{wrong}");
+    }
+
+    // Not asked (or told to inline anyway): the video is base64 in the answer.
+    for (delivery, extra) in [
+        (Delivery::AsRequested, json!({})),
+        (Delivery::Inline, json!({"response_format": {"type": "video", "delivery": "uri"}})),
+    ] {
+        let fake = Fake::start(Provider::Veo, Script::Succeed).await;
+        fake.set_video_delivery(delivery);
+        let (_, done) = drive_omni(&fake, extra).await;
+        let video = &done["steps"][2]["content"][0];
+        assert!(video["uri"].is_null(), "{delivery:?}: {video}");
+        let data = video["data"].as_str().unwrap();
+        assert!(data.len() > 1000 && data.len() % 4 == 0, "{delivery:?}");
+        assert_eq!(fake.downloads(), 1, "{delivery:?}");
+    }
+    // Told to link whatever was asked.
+    let fake = Fake::start(Provider::Veo, Script::Succeed).await;
+    fake.set_video_delivery(Delivery::Uri);
+    let (_, done) = drive_omni(&fake, json!({})).await;
+    assert!(done["steps"][2]["content"][0]["uri"].is_string(), "{done}");
+
+    // Not in the background: the create answers once done, with the output steps only.
+    let fake = Fake::start(Provider::Veo, Script::Succeed).await;
+    let answer = omni_create(&client, &fake.base_url(), API_KEY, json!({"background": false})).send().await.unwrap();
+    let done = json_of(answer).await;
+    assert_eq!(done["status"], "completed");
+    assert_eq!(done["steps"][0]["type"], "thought", "no user_input step in a create's answer: {done}");
+    assert!(fake.violations().is_empty() && fake.answer_violations().is_empty());
+    assert!(fake.answers_checked() >= 1);
+
+    // Unknown interactions are 404s in the Interactions error shape.
+    let url = format!("{}/v1beta/interactions/v1_nothing", fake.base_url());
+    let missing = authed(Provider::Veo, client.get(url), API_KEY).send().await.unwrap();
+    assert_eq!(missing.status(), StatusCode::NOT_FOUND);
+    assert_eq!(json_of(missing).await["error"]["code"], "not_found");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gemini_omni_refuses_fails_throttles_and_breaks_in_its_own_shapes() {
+    let client = Client::new();
+    // A safety refusal: the model output's google.rpc.Status.
+    let fake = Fake::start(Provider::Veo, Script::Moderation).await;
+    let (_, done) = drive_omni(&fake, json!({})).await;
+    assert_eq!(done["status"], "failed");
+    let error = &done["steps"].as_array().unwrap().last().unwrap()["error"];
+    assert_eq!(error["code"], 3);
+    assert!(error["message"].as_str().unwrap().contains("safety filters"), "{done}");
+    assert_eq!(fake.downloads(), 0);
+
+    // An ordinary failure: the interaction's errors, with string codes.
+    let fake = Fake::start(Provider::Veo, Script::Fail).await;
+    let (_, done) = drive_omni(&fake, json!({})).await;
+    assert_eq!((done["status"].as_str(), done["errors"][0]["code"].as_str()), (Some("failed"), Some("internal")));
+
+    // 429s with Retry-After and 500s, then the create goes through.
+    for script in [Script::RateLimited { retry_after_secs: 3, times: 2 }, Script::ServerError { times: 2 }] {
+        let fake = Fake::start(Provider::Veo, script.clone()).await;
+        for _ in 0..2 {
+            let answer = omni_create(&client, &fake.base_url(), API_KEY, json!({})).send().await.unwrap();
+            let retry_after = answer.headers().get("retry-after").map(|v| v.to_str().unwrap().to_owned());
+            let status = answer.status();
+            let body = json_of(answer).await;
+            assert!(body["error"]["code"].is_string() && body["error"]["message"].is_string(), "{body}");
+            if let Script::RateLimited { .. } = script {
+                assert_eq!((status, retry_after.as_deref()), (StatusCode::TOO_MANY_REQUESTS, Some("3")));
+            } else {
+                assert_eq!(status, StatusCode::INTERNAL_SERVER_ERROR);
+            }
+        }
+        let (states, _) = drive_omni(&fake, json!({})).await;
+        assert_eq!(states.last().map(String::as_str), Some("completed"), "{script:?}");
+        assert_eq!(fake.submissions(), 3);
+    }
+
+    // A cut-off answer.
+    let fake = Fake::start(Provider::Veo, Script::MalformedJson).await;
+    let answer = omni_create(&client, &fake.base_url(), API_KEY, json!({})).send().await.unwrap();
+    assert!(serde_json::from_str::<Value>(&answer.text().await.unwrap()).is_err());
+
+    // Requests outside the contract are refused (400) and recorded: a duration without its unit
+    // (js-genai #1808), a resolution the preview does not offer, a field the API does not have.
+    for extra in [
+        json!({"response_format": {"type": "video", "duration": 6}}),
+        json!({"response_format": {"type": "video", "resolution": "1080p"}}),
+        json!({"response_format": {"type": "video", "duration": "12s"}}),
+        json!({"negative_prompt": "blur"}),
+        json!({"model": "veo-3.1-fast-generate-preview"}),
+    ] {
+        let fake = Fake::start(Provider::Veo, Script::Succeed).await;
+        let answer = omni_create(&client, &fake.base_url(), API_KEY, extra.clone()).send().await.unwrap();
+        assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{extra}");
+        assert_eq!(fake.violations().len(), 1, "{extra}: {:?}", fake.violations());
+        assert_eq!(fake.submissions(), 0, "{extra}");
+    }
+    // A wrong key never gets that far.
+    let fake = Fake::start(Provider::Veo, Script::Succeed).await;
+    let answer = omni_create(&client, &fake.base_url(), "wrong-key", json!({})).send().await.unwrap();
+    assert_eq!(answer.status(), StatusCode::UNAUTHORIZED);
 }

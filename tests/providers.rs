@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::http::StatusCode;
-use provider_fakes::{API_KEY, Fake, Provider, Script};
+use provider_fakes::{API_KEY, Delivery, Fake, Provider, Script};
 use serde_json::{Value, json};
 use shared::adapters::providers::{ProviderSettings, RunwayProvider, WirePolicy};
 use shared::domain::values::AiProvider;
@@ -67,9 +67,26 @@ fn harbour(provider: AiProvider) -> Value {
 /// three-scene story on it whose preview is run until it leaves PREVIEWING: the fake, the app,
 /// the story's id and the story then.
 async fn preview_through(provider: Provider, script: Script) -> (Fake, TestApp, String, Value) {
+    preview_with(provider, script, None, Delivery::AsRequested).await
+}
+
+/// As `preview_through`, with the provider's model set to `model` by an admin first, and Gemini
+/// Omni videos delivered as `delivery`.
+async fn preview_with(
+    provider: Provider,
+    script: Script,
+    model: Option<&str>,
+    delivery: Delivery,
+) -> (Fake, TestApp, String, Value) {
     let succeeds = matches!(script, Script::Succeed);
     let fake = Fake::start(provider, script).await;
+    fake.set_video_delivery(delivery);
     let app = app_for(provider, &fake, true).await;
+    if let Some(model) = model {
+        let name = names(provider).0;
+        let set = app.patch(&format!("{API}/providers/{name}/"), "admin-ann", json!({"model": model})).await;
+        assert_eq!(set.status, StatusCode::OK, "{}", set.body);
+    }
     let story = previewing_story(&app, "alice", harbour(names(provider).0), 3).await;
     let done = app.work_while(&app.worker, &story, "PREVIEWING").await;
     // Whatever the script, the client never sent anything the provider's contract does not allow.
@@ -123,12 +140,23 @@ async fn a_preview_renders_through_each_provider() {
             let bodies = submitted_bodies(&fake);
             let field = match provider {
                 Provider::Runway => "\"promptText\"",
-                Provider::Veo => "\"instances\"",
+                // The default model, Gemini Omni Flash, speaks the Interactions API.
+                Provider::Veo => "\"input\"",
                 Provider::Replicate => "\"input\"",
                 Provider::Stability => "name=\"image\"",
                 Provider::Luma | Provider::Fal => "\"prompt\"",
             };
             assert!(bodies.iter().all(|b| b.contains(field)), "{provider:?}: {bodies:?}");
+            if provider == Provider::Veo {
+                let paths: Vec<String> =
+                    fake.requests().into_iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+                assert!(paths.iter().all(|p| !p.contains(":predictLongRunning")), "{paths:?}");
+                assert_eq!(paths.iter().filter(|p| *p == "POST /v1beta/interactions").count(), 3, "{paths:?}");
+                // Asked for links (small polls); each video fetched from the Files API once.
+                assert_eq!(paths.iter().filter(|p| p.starts_with("GET /v1beta/files/")).count(), 3, "{paths:?}");
+                let tasks: Vec<&str> = clips.iter().filter_map(|j| j["provider_task_id"].as_str()).collect();
+                assert!(tasks.iter().all(|t| t.starts_with("interactions/v1_")), "{tasks:?}");
+            }
             // The key went in the provider's header, and nowhere in the job's view.
             let auth: Vec<String> = fake
                 .requests()
@@ -350,6 +378,52 @@ async fn stability_ai_is_refused_at_render_start_with_the_alternative_and_nothin
     assert_eq!(fake.requests().len(), 0, "no call to a provider that cannot finish the clip");
 }
 
+/// `body` with its top-level field `from` renamed `to`.
+fn renamed(body: &Value, from: &str, to: &str) -> Value {
+    let mut b = body.clone();
+    let value = b.as_object_mut().unwrap().remove(from).unwrap_or_else(|| panic!("no {from} in {body}"));
+    b[to] = value;
+    b
+}
+
+/// `body` with the field at `pointer` set to `value`.
+fn set(body: &Value, pointer: &str, value: Value) -> Value {
+    let mut b = body.clone();
+    *b.pointer_mut(pointer).unwrap_or_else(|| panic!("no {pointer} in {body}")) = value;
+    b
+}
+
+/// The first create request a client sent `fake`, and its JSON body.
+fn first_create(fake: &Fake) -> (provider_fakes::Seen, Value) {
+    let create = fake
+        .requests()
+        .into_iter()
+        .find(|r| r.method == "POST" && !r.path.starts_with("/media/"))
+        .expect("the client created a task");
+    let body = serde_json::from_slice(&create.body).unwrap();
+    (create, body)
+}
+
+/// `create` (a client's real create request) sent again to a fresh fake with each of
+/// `mutations` as its body: each is refused and recorded as the one violation, nothing created.
+async fn refused_by_the_contract(provider: Provider, create: &provider_fakes::Seen, mutations: Vec<(&str, Value)>) {
+    for (what, mutated) in mutations {
+        let checker = Fake::start(provider, Script::Succeed).await;
+        let mut request = support::client()
+            .post(format!("{}{}", checker.base_url(), create.path))
+            .body(serde_json::to_vec(&mutated).unwrap());
+        for (name, value) in &create.headers {
+            if !matches!(name.as_str(), "host" | "content-length") {
+                request = request.header(name, value);
+            }
+        }
+        let answer = request.send().await.unwrap();
+        assert!(answer.status().is_client_error(), "{provider:?} {what}: {}", answer.status());
+        assert_eq!(checker.violations().len(), 1, "{provider:?} {what}: {mutated}");
+        assert_eq!(checker.submissions(), 0, "{provider:?} {what}: nothing created");
+    }
+}
+
 /// The contract catches what a client bug would send: each provider's real create request, as
 /// its client sent it in a render, is sent again with one field mutated — a renamed field, an
 /// out-of-range duration — and the fake refuses it and records the violation (which fails every
@@ -359,59 +433,92 @@ async fn one_mutated_field_of_a_clients_request_breaks_the_providers_contract() 
     for provider in ALL {
         let (fake, _app, _story, done) = preview_through(provider, Script::Succeed).await;
         assert_eq!(done["status"], "PREVIEW_READY", "{provider:?}");
-        let create = fake
-            .requests()
-            .into_iter()
-            .find(|r| r.method == "POST" && !r.path.starts_with("/media/"))
-            .expect("the client created a task");
-        let body: Value = serde_json::from_slice(&create.body).unwrap();
-        let renamed = |from: &str, to: &str| {
-            let mut b = body.clone();
-            let value = b.as_object_mut().unwrap().remove(from).unwrap_or_else(|| panic!("{provider:?}: no {from}"));
-            b[to] = value;
-            b
-        };
-        let set = |pointer: &str, value: Value| {
-            let mut b = body.clone();
-            *b.pointer_mut(pointer).unwrap_or_else(|| panic!("{provider:?}: no {pointer} in {body}")) = value;
-            b
-        };
+        let (create, body) = first_create(&fake);
+        let b = &body;
         let mutations: Vec<(&str, Value)> = match provider {
             Provider::Runway => {
                 vec![
-                    ("renamed promptText", renamed("promptText", "prompt")),
-                    ("duration 11", set("/duration", json!(11))),
+                    ("renamed promptText", renamed(b, "promptText", "prompt")),
+                    ("duration 11", set(b, "/duration", json!(11))),
                 ]
             }
             Provider::Luma => {
-                vec![("renamed prompt", renamed("prompt", "text")), ("duration 12s", set("/duration", json!("12s")))]
+                vec![
+                    ("renamed prompt", renamed(b, "prompt", "text")),
+                    ("duration 12s", set(b, "/duration", json!("12s"))),
+                ]
             }
+            // The default model (Gemini Omni Flash): the Interactions API's create.
             Provider::Veo => vec![
-                ("renamed instances", renamed("instances", "instance")),
-                ("durationSeconds 5", set("/parameters/durationSeconds", json!(5))),
+                ("renamed input", renamed(b, "input", "prompt")),
+                ("duration 11s", set(b, "/response_format/duration", json!("11s"))),
+                ("duration 6 without its unit", set(b, "/response_format/duration", json!(6))),
+                ("aspect ratio 1:1", set(b, "/response_format/aspect_ratio", json!("1:1"))),
             ],
-            Provider::Replicate => vec![("renamed input", renamed("input", "inputs"))],
+            Provider::Replicate => vec![("renamed input", renamed(b, "input", "inputs"))],
             Provider::Fal => {
-                vec![("renamed prompt", renamed("prompt", "text")), ("duration 7", set("/duration", json!("7")))]
+                vec![("renamed prompt", renamed(b, "prompt", "text")), ("duration 7", set(b, "/duration", json!("7")))]
             }
             Provider::Stability => unreachable!("not rendering"),
         };
-        for (what, mutated) in mutations {
-            let checker = Fake::start(provider, Script::Succeed).await;
-            let mut request = support::client()
-                .post(format!("{}{}", checker.base_url(), create.path))
-                .body(serde_json::to_vec(&mutated).unwrap());
-            for (name, value) in &create.headers {
-                if !matches!(name.as_str(), "host" | "content-length") {
-                    request = request.header(name, value);
-                }
-            }
-            let answer = request.send().await.unwrap();
-            assert!(answer.status().is_client_error(), "{provider:?} {what}: {}", answer.status());
-            assert_eq!(checker.violations().len(), 1, "{provider:?} {what}: {mutated}");
-            assert_eq!(checker.submissions(), 0, "{provider:?} {what}: nothing created");
-        }
+        refused_by_the_contract(provider, &create, mutations).await;
     }
+}
+
+/// The default `veo` model is Gemini Omni Flash (Interactions API); a Veo 3.1 model an admin
+/// configures still renders through `predictLongRunning`, under the same contract checks, and
+/// its safety refusal is still a moderation refusal.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_configured_veo_model_still_renders_through_predict_long_running() {
+    let model = "veo-3.1-fast-generate-preview";
+    let (fake, app, story, done) = preview_with(Provider::Veo, Script::Succeed, Some(model), Delivery::Uri).await;
+    assert_eq!(done["status"], "PREVIEW_READY", "{}", done["failure_reason"]);
+    let paths: Vec<String> = fake.requests().into_iter().map(|r| format!("{} {}", r.method, r.path)).collect();
+    let create = format!("POST /v1beta/models/{model}:predictLongRunning");
+    assert_eq!(paths.iter().filter(|p| **p == create).count(), 3, "{paths:?}");
+    assert!(paths.iter().all(|p| !p.contains("/interactions")), "{paths:?}");
+    assert_eq!(fake.downloads(), 3);
+    let jobs = app.jobs_of(&story).await;
+    let clips: Vec<&Value> = jobs.iter().filter(|j| j["kind"] == "scene_preview").collect();
+    let operations = format!("models/{model}/operations/");
+    assert!(clips.iter().all(|j| j["provider_task_id"].as_str().unwrap().starts_with(&operations)), "{clips:#?}");
+    assert!(submitted_bodies(&fake).iter().all(|b| b.contains("\"instances\"")));
+
+    let (create, body) = first_create(&fake);
+    let mutations = vec![
+        ("renamed instances", renamed(&body, "instances", "instance")),
+        ("durationSeconds 5", set(&body, "/parameters/durationSeconds", json!(5))),
+    ];
+    refused_by_the_contract(Provider::Veo, &create, mutations).await;
+
+    let (_fake, app, story, done) = preview_with(Provider::Veo, Script::Moderation, Some(model), Delivery::Uri).await;
+    assert_eq!(done["status"], "FAILED");
+    let jobs = app.jobs_of(&story).await;
+    let job = jobs.iter().find(|j| j["kind"] == "scene_preview" && j["status"] == "failed").unwrap();
+    assert!(job["error"].as_str().unwrap().starts_with("content_moderation: Veo held the video back"), "{job}");
+    assert_eq!((job["failure_code"].as_str(), job["attempts"].as_u64()), (Some("safety_input"), Some(1)));
+}
+
+/// Gemini Omni can answer the video inline (base64) whatever was asked: the poll records the
+/// interaction as the output, and the fetch reads it again and decodes the video to the file.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn gemini_omni_videos_answered_inline_are_decoded_from_the_interaction() {
+    let (fake, app, story, done) = preview_with(Provider::Veo, Script::Succeed, None, Delivery::Inline).await;
+    assert_eq!(done["status"], "PREVIEW_READY", "{}", done["failure_reason"]);
+    let requests = fake.requests();
+    assert!(requests.iter().all(|r| !r.path.starts_with("/v1beta/files/")), "no file was linked");
+    // Each clip's video travelled twice: in the poll that saw it done, and in the fetch.
+    assert_eq!(fake.downloads(), 6);
+    let jobs = app.jobs_of(&story).await;
+    let clips: Vec<&Value> = jobs.iter().filter(|j| j["kind"] == "scene_preview").collect();
+    assert!(clips.iter().all(|j| j["status"] == "succeeded" && j["attempts"] == 1), "{clips:#?}");
+    assert!(clips.iter().all(|j| j["provider_task_id"].as_str().unwrap().starts_with("interactions/v1_")));
+    // The fake's 2 s clip at Gemini Omni Flash's $0.10 per second.
+    let cost: f64 = clips.iter().map(|j| j["cost_usd"].as_f64().unwrap()).sum();
+    assert!((cost - 3.0 * 2.0 * 0.10).abs() < 1e-3, "{cost}");
+    // The key went in the header on every call, never in a URL.
+    assert!(requests.iter().all(|r| r.headers.get("x-goog-api-key").map(String::as_str) == Some(API_KEY)));
+    assert!(requests.iter().all(|r| !r.query.contains(API_KEY)));
 }
 
 /// Each job failure code a provider's answer can cause (SPEC §8.3), produced by a fake speaking

@@ -1,9 +1,9 @@
-//! In-process fakes of six AI video providers' REST APIs (Runway, Luma Dream Machine, Veo on the
-//! Gemini API, Replicate, fal.ai's queue, Stability AI v2beta) on `127.0.0.1`, for protocol tests
-//! of the provider clients. Each fake speaks its provider's paths, auth header, status values and
-//! error bodies (see the protocol research), plays a [`Script`] (success, failure, moderation,
-//! 429s, 500s, malformed JSON, slowness), serves one real mp4 made with ffmpeg, and records every
-//! request it sees.
+//! In-process fakes of six AI video providers' REST APIs (Runway, Luma Dream Machine, Veo and
+//! Gemini Omni on the Gemini API, Replicate, fal.ai's queue, Stability AI v2beta) on `127.0.0.1`,
+//! for protocol tests of the provider clients. Each fake speaks its provider's paths, auth header,
+//! status values and error bodies (see the protocol research), plays a [`Script`] (success,
+//! failure, moderation, 429s, 500s, malformed JSON, slowness), serves one real mp4 made with
+//! ffmpeg, and records every request it sees.
 
 #![allow(dead_code)]
 
@@ -55,6 +55,18 @@ pub enum Script {
     Slow { delay: Duration },
 }
 
+/// How the Gemini fake delivers a Gemini Omni video (Interactions API).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Delivery {
+    /// As the create's `response_format.delivery` asks (`inline` when it says nothing), as the
+    /// API does.
+    AsRequested,
+    /// Base64 `data` whatever was asked (an API that inlines anyway).
+    Inline,
+    /// A `uri` to the fake's Files API download whatever was asked.
+    Uri,
+}
+
 /// One request as the fake saw it.
 #[derive(Clone, Debug)]
 pub struct Seen {
@@ -86,6 +98,7 @@ impl Fake {
             polls: AtomicUsize::new(0),
             downloads: AtomicUsize::new(0),
             pending: AtomicUsize::new(2),
+            delivery: Mutex::new(Delivery::AsRequested),
             seen: Mutex::new(Vec::new()),
             tasks: Mutex::new(HashMap::new()),
             violations: Mutex::new(Vec::new()),
@@ -143,6 +156,11 @@ impl Fake {
     pub fn set_pending_polls(&self, n: usize) {
         self.state.pending.store(n, Ordering::SeqCst);
     }
+
+    /// How Gemini Omni videos are delivered (default: as the create asked).
+    pub fn set_video_delivery(&self, delivery: Delivery) {
+        *lock(&self.state.delivery) = delivery;
+    }
 }
 
 impl Drop for Fake {
@@ -198,6 +216,8 @@ struct Shared {
     polls: AtomicUsize,
     downloads: AtomicUsize,
     pending: AtomicUsize,
+    /// Gemini Omni: inline or linked videos.
+    delivery: Mutex<Delivery>,
     seen: Mutex<Vec<Seen>>,
     tasks: Mutex<HashMap<String, Task>>,
     /// Requests outside the provider's published contract (`tests/provider_contracts/`).
@@ -737,6 +757,9 @@ mod veo {
                 _ => s.not_found(),
             },
             ("GET", ["v1beta", "models", model, "operations", op]) => poll(s, model, op),
+            // Gemini Omni: the Interactions API.
+            ("POST", ["v1beta", "interactions"]) => interactions::create(s, req).await,
+            ("GET", ["v1beta", "interactions", id]) => interactions::get(s, id).await,
             ("GET", ["v1beta", "files", file]) => match file.strip_suffix(":download") {
                 Some(id) => download(s, req, id).await,
                 None => s.not_found(),
@@ -804,6 +827,148 @@ mod veo {
                     ["We encountered an issue with the prompt. It may violate our usage guidelines."]}))}),
         };
         reply(StatusCode::OK, &body)
+    }
+
+    /// Gemini Omni through the Interactions API: a background create answers an `in_progress`
+    /// interaction; polls answer `in_progress` until the script's end (after as many polls as
+    /// the operations above), then `completed` with the timeline of steps (the input echoed, a
+    /// thought, the model output with the video inline or as a link, per [`Delivery`]) or
+    /// `failed` with the interaction's `errors` (ordinary failures) or the model output's
+    /// google.rpc.Status (safety refusals). Errors are `{error: {code: string, message}}`.
+    mod interactions {
+        use super::*;
+
+        fn error(status: StatusCode, code: &str, message: &str) -> Response {
+            reply(status, &json!({"error": {"code": code, "message": message}}))
+        }
+
+        fn invalid(message: &str) -> Response {
+            error(StatusCode::BAD_REQUEST, "invalid_request", message)
+        }
+
+        /// `"6s"` → 6; what the API refuses (a number, no unit) → None.
+        fn seconds(duration: &Value) -> Option<u64> {
+            duration.as_str()?.strip_suffix('s')?.parse().ok()
+        }
+
+        pub(super) async fn create(s: &Shared, req: &Req) -> Response {
+            let gate = s.gate();
+            match gate {
+                Gate::Limited(secs) => {
+                    let mut response = error(
+                        StatusCode::TOO_MANY_REQUESTS,
+                        "resource_exhausted",
+                        "Resource has been exhausted (e.g. check quota).",
+                    );
+                    response.headers_mut().insert(header::RETRY_AFTER, HeaderValue::from(secs));
+                    return response;
+                }
+                Gate::Broken => {
+                    return error(StatusCode::INTERNAL_SERVER_ERROR, "internal", "Internal error encountered.");
+                }
+                Gate::Go | Gate::Malformed => {}
+            }
+            let Some(body) = req.json() else {
+                return invalid("Invalid JSON payload received.");
+            };
+            let model = body.get("model").and_then(Value::as_str).unwrap_or("").to_owned();
+            if !model.starts_with("gemini-omni") {
+                return invalid("This fake serves the Gemini Omni video models only.");
+            }
+            let input = match body.get("input") {
+                Some(Value::String(text)) => !text.trim().is_empty(),
+                Some(Value::Array(items)) => !items.is_empty(),
+                Some(Value::Object(_)) => true,
+                _ => false,
+            };
+            if !input {
+                return invalid("* input: an input is required");
+            }
+            let format = body.get("response_format");
+            if let Some(duration) = format.and_then(|f| f.get("duration"))
+                && !seconds(duration).is_some_and(|d| (3..=10).contains(&d))
+            {
+                return invalid("Invalid input at 'response_format'.");
+            }
+            if let Gate::Malformed = gate {
+                return truncated(StatusCode::OK);
+            }
+            let id = format!("v1_{}", random(b"abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_", 27));
+            let background = body.get("background") == Some(&json!(true));
+            let task = s.create(&id, &model, Value::Object(body));
+            if !background {
+                // Answered once done; a create answers the output steps only.
+                if let Some(t) = lock(&s.tasks).get_mut(&id) {
+                    t.done = true;
+                }
+                return reply(StatusCode::OK, &finished(s, &id, &task, false).await);
+            }
+            reply(StatusCode::OK, &head(&id, &task, "in_progress"))
+        }
+
+        pub(super) async fn get(s: &Shared, id: &str) -> Response {
+            s.count_poll();
+            let found = s.advance(id).filter(|(_, task)| task.model.starts_with("gemini-omni"));
+            let Some((phase, task)) = found else {
+                return error(StatusCode::NOT_FOUND, "not_found", "Interaction not found.");
+            };
+            match phase {
+                Phase::Queued | Phase::Running => reply(StatusCode::OK, &head(id, &task, "in_progress")),
+                Phase::Finished => reply(StatusCode::OK, &finished(s, id, &task, true).await),
+            }
+        }
+
+        fn head(id: &str, task: &Task, status: &str) -> Value {
+            json!({"id": id, "object": "interaction", "status": status, "model": task.model,
+                   "created": task.created_at, "updated": timestamp()})
+        }
+
+        /// The terminal interaction under the script; `with_input` (a GET) starts the timeline
+        /// with the input it echoes.
+        async fn finished(s: &Shared, id: &str, task: &Task, with_input: bool) -> Value {
+            let mut steps = Vec::new();
+            if with_input {
+                let text = task.input["input"].as_str().unwrap_or("");
+                steps.push(json!({"type": "user_input", "content": [{"type": "text", "text": text}]}));
+            }
+            let mut body = head(id, task, "completed");
+            match s.end() {
+                End::Success => {
+                    steps.push(json!({"type": "thought", "signature": base64(b"fake thought signature")}));
+                    let asked = task.input.pointer("/response_format/delivery").and_then(Value::as_str);
+                    let delivery = match *lock(&s.delivery) {
+                        Delivery::AsRequested if asked == Some("uri") => Delivery::Uri,
+                        Delivery::AsRequested => Delivery::Inline,
+                        other => other,
+                    };
+                    let video = if delivery == Delivery::Uri {
+                        let uri = format!("{}/v1beta/files/{id}:download?alt=media", s.base);
+                        json!({"type": "video", "mime_type": "video/mp4", "uri": uri})
+                    } else {
+                        // The bytes travel in the answer: counted as a download.
+                        s.downloads.fetch_add(1, Ordering::SeqCst);
+                        json!({"type": "video", "mime_type": "video/mp4", "data": base64(&sample_mp4().await)})
+                    };
+                    steps.push(json!({"type": "model_output", "content": [video]}));
+                    let seconds = task.input.pointer("/response_format/duration").and_then(seconds).unwrap_or(8);
+                    body["usage"] = json!({"total_input_tokens": 12, "total_output_tokens": 5792 * seconds,
+                        "output_tokens_by_modality": [{"modality": "video", "tokens": 5792 * seconds}]});
+                }
+                End::Failure => {
+                    body["status"] = json!("failed");
+                    body["errors"] =
+                        json!([{"code": "internal", "message": "Video generation failed due to an internal error."}]);
+                }
+                End::Moderated => {
+                    body["status"] = json!("failed");
+                    steps.push(json!({"type": "model_output", "error": {"code": 3, "message":
+                        "The video could not be generated: the prompt was blocked by our safety filters \
+                         (Google's Responsible AI practices)."}}));
+                }
+            }
+            body["steps"] = json!(steps);
+            body
+        }
     }
 
     async fn download(s: &Shared, req: &Req, id: &str) -> Response {
@@ -1245,6 +1410,8 @@ pub mod contract {
             (Provider::Runway, "GET", ["v1", "tasks", _]) => ("get_task", None),
             (Provider::Luma, "GET", ["dream-machine", "v1", "generations", _]) => ("get_generation", None),
             (Provider::Veo, "GET", ["v1beta", "models", _, "operations", _]) => ("get_operation", None),
+            (Provider::Veo, "POST", ["v1beta", "interactions"]) => ("create_interaction", body_model()),
+            (Provider::Veo, "GET", ["v1beta", "interactions", _]) => ("get_interaction", None),
             (Provider::Replicate, "GET", ["v1", "predictions", _]) => ("get_prediction", None),
             (Provider::Fal, "GET", [.., "requests", _, "status"]) => ("get_status", None),
             (Provider::Fal, "GET", [.., "requests", _]) => ("get_result", None),

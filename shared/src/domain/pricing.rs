@@ -30,9 +30,11 @@ fn config(
 }
 
 /// The seed configuration of every provider. Prices are the published ones: Runway gen4.5
-/// $0.12/s (gen4_turbo, $0.05/s, renders from an image only, so it is not the text default), Luma ray-2 ≈ $0.04–0.08/s, Veo ≈ $0.05–0.40/s by tier,
-/// fal.ai Kling 2.5 Turbo ≈ $0.21 per 5 s. Replicate and Stability AI publish no per-second price
-/// for video in our notes: they are seeded disabled at $0 until an admin sets their prices.
+/// $0.12/s (gen4_turbo, $0.05/s, renders from an image only, so it is not the text default), Luma
+/// ray-2 ≈ $0.04–0.08/s, Veo's default Gemini Omni Flash ≈ $0.10/s (720p only; the Veo 3.1
+/// models ≈ $0.05–0.40/s by tier), fal.ai Kling 2.5 Turbo ≈ $0.21 per 5 s. Replicate and
+/// Stability AI publish no per-second price for video in our notes: they are seeded disabled at
+/// $0 until an admin sets their prices.
 pub fn seed_provider_configs() -> Vec<AiProviderConfig> {
     AiProvider::ALL.iter().map(|p| seed_provider_config(*p)).collect()
 }
@@ -43,9 +45,20 @@ pub fn seed_provider_config(provider: AiProvider) -> AiProviderConfig {
         AiProvider::Local => config(provider, true, "ffmpeg-title-card", [0.0, 0.0, 0.0], 600, 600, None),
         AiProvider::Runway => config(provider, true, "gen4.5", [0.12, 0.12, 0.12], 10, 60, Some("RUNWAY_API_KEY")),
         AiProvider::Luma => config(provider, true, "ray-2", [0.04, 0.06, 0.08], 9, 60, Some("LUMA_API_KEY")),
-        AiProvider::Veo => {
-            config(provider, true, "veo-3.1-fast-generate-preview", [0.05, 0.15, 0.40], 8, 10, Some("GEMINI_API_KEY"))
-        }
+        // Gemini Omni Flash, the default video model of Google's video guide for the Gemini API:
+        // 720p only, so one price for every quality. $0.10 per output second is third parties'
+        // figure (5,792 output tokens per second at $17.50 per million; GMI Cloud's model page:
+        // "$0.10 per second of generated video"); no first-party price page was read. It renders
+        // 3–10 s clips. An admin who configures a Veo 3.1 model sets its price with it.
+        AiProvider::Veo => config(
+            provider,
+            true,
+            crate::domain::provider::VEO_DEFAULT_MODEL,
+            [0.10, 0.10, 0.10],
+            10,
+            10,
+            Some("GEMINI_API_KEY"),
+        ),
         AiProvider::Replicate => config(provider, false, "", [0.0, 0.0, 0.0], 10, 600, Some("REPLICATE_API_TOKEN")),
         AiProvider::Fal => config(
             provider,
@@ -179,6 +192,15 @@ mod tests {
         let estimate = estimate(&seeded(AiProvider::Local), 6, 0.6);
         assert_eq!(estimate.total_usd, 0.0);
         assert!(estimate.estimated_render_seconds < 5.0);
+    }
+
+    #[test]
+    fn veo_starts_on_gemini_omni_flash_at_ten_cents_a_second_for_clips_up_to_ten_seconds() {
+        let veo = seeded(AiProvider::Veo);
+        assert_eq!(veo.model, crate::domain::provider::VEO_DEFAULT_MODEL);
+        assert_eq!(veo.price_per_second_usd, PricePerSecond { low: 0.10, medium: 0.10, high: 0.10 });
+        assert_eq!(veo.max_clip_seconds, 10);
+        assert_eq!(estimate(&veo, 30, 10.0).total_usd, 6.0);
     }
 
     #[test]

@@ -97,6 +97,13 @@ impl SubmitWindow {
     }
 }
 
+/// The `veo` provider's model when none is configured: Gemini Omni Flash, which Google's video
+/// guide for the Gemini API recommends as the default video model (served through the
+/// Interactions API; the Veo 3.1 ids are still served through `predictLongRunning`). The id is the
+/// one Google's Omni guide for the Gemini API uses; the `-preview` id is deprecated on Vertex
+/// since 2026-11-06 and still accepted here.
+pub const VEO_DEFAULT_MODEL: &str = "gemini-omni-1.1-flash";
+
 /// Why a provider, or one of its models, can no longer render a clip (SPEC §8.8): a render with it
 /// is refused at its start (409 `provider_retired`), before any paid call; an admin cannot
 /// configure a retired model.
@@ -147,7 +154,8 @@ pub fn task_deadline(provider: AiProvider) -> chrono::Duration {
         // "Predictions time out after running for 30 minutes" (Replicate, prediction lifecycle);
         // a prediction may wait in `starting` before that clock runs.
         AiProvider::Replicate => 40,
-        // The Gemini API's video guide: generation takes from seconds to about 6 minutes.
+        // The Gemini API's video guide: Veo takes from seconds to about 6 minutes; Omni Flash
+        // about half a minute for a 10 s clip (third parties' measurements).
         AiProvider::Veo => 20,
         // No documented maximum (Runway tasks, Luma generations, fal queue requests): renders of
         // 5–10 s clips take minutes; half an hour means the task is lost.
@@ -183,7 +191,9 @@ mod tests {
         assert!(stability.detail.contains("2025-07-24") && stability.alternative.contains("fal"));
         assert!(retirement(AiProvider::Veo, "veo-3.0-generate-001").is_some());
         assert!(retirement(AiProvider::Veo, "veo-3.1-fast-generate-001").is_some());
+        // Third parties report the 3.1 preview ids shut down on 2026-10-22; Google has not said so.
         assert!(retirement(AiProvider::Veo, "veo-3.1-fast-generate-preview").is_none());
+        assert!(retirement(AiProvider::Veo, VEO_DEFAULT_MODEL).is_none());
         assert!(retirement(AiProvider::Runway, "gen4.5").is_none());
     }
 
