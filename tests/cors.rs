@@ -149,6 +149,7 @@ async fn the_api_root_lists_its_route_groups_like_drfs_router() {
                 "prompts": "http://testserver/api/ai-video/prompts/",
                 "jobs": "http://testserver/api/ai-video/jobs/",
                 "providers": "http://testserver/api/ai-video/providers/",
+                "usage": "http://testserver/api/ai-video/usage/",
                 "openapi": "http://testserver/api/ai-video/openapi.json",
             })
         );

@@ -85,7 +85,10 @@ async fn assert_served(routes: impl IntoIterator<Item = (String, String)>) {
     let anonymous = app.send(Method::GET, "/api/ai-video/no-such-route/", None, None, &[]).await;
     assert_eq!(anonymous.status, StatusCode::NOT_FOUND, "an unknown route is 404 even without a token");
     for (method, path) in routes {
-        let concrete = path.replace("{id}", "01JCZ5T8Y9E6K3W7QX4M2N1P0R").replace("{provider}", "local");
+        let concrete = path
+            .replace("{id}", "01JCZ5T8Y9E6K3W7QX4M2N1P0R")
+            .replace("{provider}", "local")
+            .replace("{user}", "someone");
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         let body = (method != Method::GET && method != Method::DELETE).then_some("{}");
         let anonymous = app.send(method.clone(), &concrete, None, body, &[]).await;

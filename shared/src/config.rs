@@ -54,7 +54,7 @@ pub struct AuthConfig {
 }
 
 /// Everything a function or the local command reads from its environment.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct Config {
     /// `AIVIDEO_BACKEND`: `embedded` (default) or `aws`.
     pub backend: Backend,
@@ -95,6 +95,9 @@ pub struct Config {
     /// `aivideo serve --cors-origin`: pages on these origins may call the API from a browser
     /// (SPEC §8.4). None by default. On AWS the template's `CorsAllowedOrigins` does this.
     pub cors_origins: Vec<String>,
+    /// `AIVIDEO_MONTHLY_CAP_USD`: every user's monthly spending cap unless an admin set their own
+    /// (SPEC §8.7); unset: no cap.
+    pub monthly_cap_usd: Option<f64>,
 }
 
 /// The worker's pacing.
@@ -144,6 +147,7 @@ impl Default for Config {
             allow_loopback_downloads: false,
             allowed_hosts: Vec::new(),
             cors_origins: Vec::new(),
+            monthly_cap_usd: None,
         }
     }
 }
@@ -220,6 +224,12 @@ impl Config {
         config.allowed_hosts = lookup("AIVIDEO_ALLOWED_HOSTS")
             .map(|raw| raw.split(',').map(str::trim).filter(|h| !h.is_empty()).map(str::to_owned).collect())
             .unwrap_or_default();
+        if let Some(raw) = lookup("AIVIDEO_MONTHLY_CAP_USD") {
+            let cap = raw.parse::<f64>().ok().filter(|c| c.is_finite() && *c >= 0.0).ok_or_else(|| {
+                format!("AIVIDEO_MONTHLY_CAP_USD: {raw:?} is not an amount of US dollars (a number ≥ 0)")
+            })?;
+            config.monthly_cap_usd = Some(cap);
+        }
         if let Some(raw) = lookup("AIVIDEO_CORS_ORIGINS") {
             for origin in raw.split(',').map(str::trim).filter(|o| !o.is_empty()) {
                 config.add_cors_origin(origin).map_err(|e| format!("AIVIDEO_CORS_ORIGINS: {e}"))?;

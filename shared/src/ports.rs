@@ -408,6 +408,22 @@ pub trait JobStore: Send + Sync {
     ) -> Result<std::result::Result<Job, JobRefusal>>;
 }
 
+/// The spend counters (SPEC §8.7). The writes that start and end paid jobs change them in their
+/// own atomic step (`start_render`, `create_job`, `commit_jobs`, through `domain::usage::advance`);
+/// this port reads them and keeps the per-user caps admins set.
+#[async_trait]
+pub trait UsageStore: Send + Sync {
+    /// A counter as it is now (zero when never written).
+    async fn counters(&self, key: &crate::domain::usage::UsageKey) -> Result<crate::domain::usage::Counters>;
+
+    /// The cap an admin set for `owner`: `None` when none was set (the default applies),
+    /// `Some(None)` for "no cap".
+    async fn user_cap(&self, owner: &UserId) -> Result<Option<Option<f64>>>;
+
+    /// Sets `owner`'s cap (`None`: no cap).
+    async fn set_user_cap(&self, owner: &UserId, cap_usd: Option<f64>) -> Result<()>;
+}
+
 /// Provider configurations written by admins. Providers never configured use their seed
 /// (`domain::pricing::seed_provider_config`).
 #[async_trait]

@@ -1,4 +1,5 @@
-//! The Jobs Lambda: the owner's jobs, one job, retry, cancel and figures (SPEC §5, Jobs group).
+//! The Jobs Lambda: the owner's jobs, one job, retry, cancel and figures (SPEC §5, Jobs group),
+//! and what they spend against the monthly cap (`usage/`, SPEC §8.7).
 
 use axum::Router;
 use axum::extract::{OriginalUri, Path, State};
@@ -23,6 +24,8 @@ fn declared() -> Routes {
         .at("/jobs/{id}/", get(retrieve))
         .at("/jobs/{id}/retry/", post(retry))
         .at("/jobs/{id}/cancel/", post(cancel))
+        .at("/usage/", get(my_usage))
+        .at("/usage/{user}/", get(user_usage).put(set_cap))
 }
 
 /// The Jobs routes.
@@ -92,4 +95,49 @@ async fn cancel(
 
 async fn statistics(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
     Ok(axum::Json(state.jobs.statistics(&caller.user).await?).into_response())
+}
+
+/// `GET usage/`: the caller's month (`{user, month, spent_usd, reserved_usd, cap_usd,
+/// remaining_usd}`).
+async fn my_usage(State(state): State<AppState>, caller: Caller) -> ApiResult<Response> {
+    Ok(axum::Json(state.jobs.usage(&caller.user).await?).into_response())
+}
+
+fn admin_only(caller: &Caller) -> Result<(), Error> {
+    if caller.is_admin { Ok(()) } else { Err(Error::NotFound) }
+}
+
+fn user_id(raw: &str) -> Result<shared::domain::ids::UserId, Error> {
+    shared::domain::ids::UserId::parse(raw).ok_or(Error::NotFound)
+}
+
+/// `GET usage/{user}/`: one user's month, for admins (404 for anyone else, as every object that
+/// is not theirs).
+async fn user_usage(State(state): State<AppState>, caller: Caller, Path(user): Path<String>) -> ApiResult<Response> {
+    admin_only(&caller)?;
+    Ok(axum::Json(state.jobs.usage(&user_id(&user)?).await?).into_response())
+}
+
+/// `PUT usage/{user}/` `{"cap_usd": n|null}`: sets one user's monthly cap (null: no cap); admins.
+async fn set_cap(
+    State(state): State<AppState>,
+    caller: Caller,
+    Path(user): Path<String>,
+    JsonObject(body): JsonObject,
+) -> ApiResult<Response> {
+    admin_only(&caller)?;
+    let user = user_id(&user)?;
+    let mut f = shared::http::json::Fields::new(&body);
+    // Present, and a number or null (null: no cap).
+    let cap = f.nullable("cap_usd", |v| {
+        let usd = shared::http::json::number(v)?;
+        if (0.0..=1_000_000.0).contains(&usd) {
+            Ok(shared::domain::pricing::round_usd(usd))
+        } else {
+            Err("Ensure this value is between 0 and 1000000.".to_owned())
+        }
+    });
+    f.finish()?;
+    let cap = cap.ok_or_else(|| Error::field("cap_usd", "This field is required."))?;
+    Ok(axum::Json(state.jobs.set_monthly_cap(&user, cap).await?).into_response())
 }

@@ -35,6 +35,14 @@ fn provider(v: &Value) -> Result<AiProvider, String> {
 fn style(v: &Value) -> Result<StylePreset, String> {
     StylePreset::parse(string(v)?)
 }
+/// A budget in dollars: a number from 0 to a million, at most four decimals' worth kept.
+fn budget(v: &Value) -> Result<f64, String> {
+    let usd = shared::http::json::number(v)?;
+    if !(0.0..=1_000_000.0).contains(&usd) {
+        return Err("Ensure this value is between 0 and 1000000.".to_owned());
+    }
+    Ok(shared::domain::pricing::round_usd(usd))
+}
 fn project(v: &Value) -> Result<Project, String> {
     Project::parse(integer(v)?)
 }
@@ -61,6 +69,7 @@ pub fn new_story(body: &Map<String, Value>) -> Result<NewStory, Error> {
         resolution: edit.resolution,
         ai_provider: edit.ai_provider,
         style_preset: edit.style_preset,
+        budget_usd: edit.budget_usd.flatten(),
     })
 }
 
@@ -84,6 +93,7 @@ fn writable_fields(f: &mut Fields<'_>) -> StoryEdit {
         resolution: f.optional("resolution", resolution),
         ai_provider: f.optional("ai_provider", provider),
         style_preset: f.optional("style_preset", style),
+        budget_usd: f.nullable("budget_usd", budget),
     }
 }
 

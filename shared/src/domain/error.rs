@@ -70,6 +70,17 @@ pub enum Error {
     /// is made that cannot finish the clip. `alternative` names what renders instead.
     #[error("provider retired: {detail}")]
     ProviderRetired { detail: String, alternative: String },
+    /// Starting this paid work would pass the story's budget or the owner's monthly cap
+    /// (SPEC §8.7). Nothing was written, queued or called.
+    #[error("budget exceeded ({}): estimate {estimate_usd}, remaining {remaining_usd}", limit.as_str())]
+    BudgetExceeded {
+        /// Which limit.
+        limit: crate::domain::usage::LimitKind,
+        /// What the start would reserve.
+        estimate_usd: f64,
+        /// What the limit leaves.
+        remaining_usd: f64,
+    },
     /// A job its provider refused for its input (moderation) is retried with the same prompt.
     #[error("unchanged flagged input: {detail}")]
     UnchangedFlaggedInput { detail: String },

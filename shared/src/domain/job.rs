@@ -200,6 +200,10 @@ pub struct Job {
     /// endpoint keeps failing ends the attempt instead of being polled forever.
     #[serde(default)]
     pub poll_failures: u32,
+    /// What this paid job holds against its story's budget and its owner's month (SPEC §8.7);
+    /// none for unpaid work (compose jobs, free providers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reservation: Option<crate::domain::usage::Reservation>,
 }
 
 impl Job {
@@ -281,6 +285,7 @@ impl Job {
             waiting_for: 0,
             version: 1,
             poll_failures: 0,
+            reservation: None,
         }
     }
 

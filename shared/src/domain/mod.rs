@@ -17,4 +17,5 @@ pub mod state_machine;
 pub mod statistics;
 pub mod story;
 pub mod transition;
+pub mod usage;
 pub mod values;

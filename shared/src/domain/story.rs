@@ -72,6 +72,9 @@ pub struct Story {
     /// Why it failed, while FAILED.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub failure_reason: Option<String>,
+    /// The most its renders may cost, in US dollars (SPEC §8.7); none: no limit.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub budget_usd: Option<f64>,
     /// Creation time.
     pub created_at: DateTime<Utc>,
     /// Last write.
@@ -97,6 +100,8 @@ pub struct NewStory {
     pub ai_provider: Option<AiProvider>,
     /// Defaults to `cinematic`.
     pub style_preset: Option<StylePreset>,
+    /// Defaults to none (no limit).
+    pub budget_usd: Option<f64>,
 }
 
 /// A change to a story's writable fields; `None` leaves a field as it is. `project` is doubly
@@ -119,6 +124,8 @@ pub struct StoryEdit {
     pub ai_provider: Option<AiProvider>,
     /// New style.
     pub style_preset: Option<StylePreset>,
+    /// `Some(None)` removes the budget.
+    pub budget_usd: Option<Option<f64>>,
 }
 
 impl NewStory {
@@ -133,6 +140,7 @@ impl NewStory {
             resolution: None,
             ai_provider: None,
             style_preset: None,
+            budget_usd: None,
         }
     }
 }
@@ -165,6 +173,7 @@ impl Story {
             preview: None,
             final_video: None,
             failure_reason: None,
+            budget_usd: new.budget_usd,
             created_at: now,
             updated_at: now,
         }
@@ -213,6 +222,9 @@ impl Story {
         let mut next = self.clone();
         if let Some(project) = edit.project {
             next.project = project;
+        }
+        if let Some(budget) = edit.budget_usd {
+            next.budget_usd = budget;
         }
         macro_rules! set {
             ($($field:ident),*) => { $(if let Some(v) = edit.$field { next.$field = v; })* };

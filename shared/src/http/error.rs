@@ -78,6 +78,7 @@ fn domain_status_and_code(error: &Error) -> (StatusCode, &'static str) {
         Error::Conflict { .. } => (StatusCode::CONFLICT, "conflict"),
         Error::ProviderRetired { .. } => (StatusCode::CONFLICT, "provider_retired"),
         Error::UnchangedFlaggedInput { .. } => (StatusCode::CONFLICT, "unchanged_flagged_input"),
+        Error::BudgetExceeded { .. } => (StatusCode::CONFLICT, "budget_exceeded"),
         Error::VersionMismatch { .. } => (StatusCode::PRECONDITION_FAILED, "precondition_failed"),
         Error::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, "server_error"),
         Error::Unavailable { .. } => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
@@ -99,6 +100,7 @@ pub const CODES: &[&str] = &[
     "conflict",
     "provider_retired",
     "unchanged_flagged_input",
+    "budget_exceeded",
     "idempotency_in_progress",
     "precondition_failed",
     "payload_too_large",
@@ -170,6 +172,21 @@ fn domain_body(error: &Error, code: &str) -> Value {
         }
         Error::UnchangedFlaggedInput { detail } => {
             body.insert("detail".into(), json!(detail));
+        }
+        Error::BudgetExceeded { limit, estimate_usd, remaining_usd } => {
+            let what = match limit {
+                crate::domain::usage::LimitKind::Story => "the story's budget",
+                crate::domain::usage::LimitKind::Monthly => "your monthly spending cap",
+            };
+            body.insert(
+                "detail".into(),
+                json!(format!(
+                    "Starting this would reserve ${estimate_usd} and pass {what} (${remaining_usd} left). Nothing was started."
+                )),
+            );
+            body.insert("limit".into(), json!(limit.as_str()));
+            body.insert("estimate_usd".into(), json!(estimate_usd));
+            body.insert("remaining_usd".into(), json!(remaining_usd));
         }
         Error::VersionMismatch { current_version } => {
             body.insert("detail".into(), json!("The object has changed since the version named in If-Match."));

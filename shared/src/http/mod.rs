@@ -155,7 +155,7 @@ pub fn created(location: &str, version: u64, body: serde_json::Value) -> Respons
 }
 
 /// The route groups this API serves, as `GET /api/ai-video/` lists them (DRF's router root).
-pub const ROUTE_GROUPS: [&str; 5] = ["stories", "scenes", "prompts", "jobs", "providers"];
+pub const ROUTE_GROUPS: [&str; 6] = ["stories", "scenes", "prompts", "jobs", "providers", "usage"];
 
 /// `GET /api/ai-video/`: where each route group and the API's description live, as DRF's
 /// `DefaultRouter` answers its root. Public, like the description: it holds no one's data.

@@ -104,6 +104,7 @@ fn story_fields() -> Map<String, Value> {
         "resolution": resolution(),
         "ai_provider": ai_provider(),
         "style_preset": text(StylePreset::MIN, StylePreset::MAX, "Visual style, e.g. cinematic, anime, documentary"),
+        "budget_usd": {"type": ["number", "null"], "minimum": 0, "maximum": 1_000_000, "description": "The most this story's renders may cost (US dollars); null for no limit. A start that would pass it answers 409 budget_exceeded."},
     });
     properties.as_object().cloned().unwrap_or_default()
 }
@@ -243,6 +244,13 @@ fn request_schemas(llm: bool) -> Map<String, Value> {
         "ProviderReplace": object(provider_edit.clone(), &PROVIDER_REQUIRED),
         "ProviderPatch": object(provider_edit, &[]),
         "Empty": {"type": "object", "description": "No fields are read; an empty body is `{}`."},
+        "UsageCap": object(
+            json!({"cap_usd": {"type": ["number", "null"], "minimum": 0, "maximum": 1_000_000, "description": "The user's monthly cap in US dollars; null for no cap."}})
+                .as_object()
+                .cloned()
+                .unwrap_or_default(),
+            &["cap_usd"],
+        ),
     });
     schemas.as_object().cloned().unwrap_or_default()
 }
@@ -536,6 +544,18 @@ fn operations() -> Vec<Op> {
                     "Job",
                 )
             },
+            Op { ok: (200, Some("Usage")), ..op("get", "/usage/", "usage_retrieve", "The caller's spend this month") },
+            Op {
+                ok: (200, Some("Usage")),
+                admin: true,
+                ..op("get", "/usage/{user}/", "usage_user_retrieve", "One user's spend this month (admins)")
+            },
+            Op {
+                ok: (200, Some("Usage")),
+                admin: true,
+                body: Some("UsageCap"),
+                ..op("put", "/usage/{user}/", "usage_user_update", "Set one user's monthly cap (admins)")
+            },
         ],
     );
     group(
@@ -682,6 +702,9 @@ fn operation(o: &Op, all: &[Op]) -> Value {
     let mut parameters = Vec::new();
     if o.path.contains("{id}") {
         parameters.push(json!({"name": "id", "in": "path", "required": true, "schema": id()}));
+    }
+    if o.path.contains("{user}") {
+        parameters.push(json!({"name": "user", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 255}}));
     }
     if o.path.contains("{provider}") {
         parameters.push(json!({"name": "provider", "in": "path", "required": true, "schema": ai_provider()}));

@@ -49,6 +49,7 @@ pub fn story(s: &Story, links: &MediaLinks) -> Value {
         "preview": media(s.preview.as_ref(), links),
         "final": media(s.final_video.as_ref(), links),
         "failure_reason": s.failure_reason,
+        "budget_usd": s.budget_usd,
         "created_at": s.created_at,
         "updated_at": s.updated_at,
     })
@@ -236,6 +237,7 @@ pub fn schemas() -> serde_json::Map<String, Value> {
             "version": count,
             "preview": nullable("Media"), "final": nullable("Media"),
             "failure_reason": maybe_text,
+            "budget_usd": {"type": ["number", "null"], "minimum": 0},
             "created_at": time, "updated_at": time,
         })),
         "Transition": closed(json!({
@@ -262,6 +264,7 @@ pub fn schemas() -> serde_json::Map<String, Value> {
             "include_subtitles": {"type": "boolean"},
             "output_format": choice(VideoFormat::ALL, VideoFormat::as_str),
             "width": count, "height": count, "fps": count,
+            "story_title": {"type": "string"},
             "terms": closed(json!({
                 "model": {"type": "string"},
                 "price_per_second_usd": money,
@@ -320,6 +323,13 @@ pub fn schemas() -> serde_json::Map<String, Value> {
             "seconds_rendered": {"type": "number", "minimum": 0}, "cost_usd": money,
             "success_rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
             "mean_processing_seconds": {"type": ["number", "null"], "minimum": 0},
+        })),
+        "Usage": closed(json!({
+            "user": {"type": "string"},
+            "month": {"type": "string", "pattern": "^[0-9]{4}-[0-9]{2}$"},
+            "spent_usd": money, "reserved_usd": money,
+            "cap_usd": {"type": ["number", "null"], "minimum": 0},
+            "remaining_usd": {"type": ["number", "null"], "minimum": 0},
         })),
         "CostEstimate": closed(json!({
             "story": id,

@@ -42,6 +42,10 @@ pub fn api(config: &Config, backend: &Backend) -> Result<AppState> {
             clock.clone(),
             ids.clone(),
             providers.clone(),
+            crate::services::SpendLimits {
+                usage: backend.usage.clone(),
+                default_monthly_cap_usd: config.monthly_cap_usd,
+            },
         ),
         providers,
         auth,

@@ -44,6 +44,8 @@ pub struct Backend {
     pub providers: Arc<dyn ProviderConfigStore>,
     /// The providers' shared submission budgets (`rate_limit_per_minute`).
     pub submit_budget: Arc<dyn crate::ports::SubmitBudget>,
+    /// The spend counters and caps (SPEC §8.7).
+    pub usage: Arc<dyn crate::ports::UsageStore>,
     /// Secrets by name.
     pub secrets: Arc<dyn SecretSource>,
     /// Where rendered media lives.
@@ -100,7 +102,8 @@ fn open_embedded(config: &Config, clock: Arc<dyn Clock>) -> Result<Backend> {
         inbox: queue.clone(),
         recovery: Some(queue),
         providers: store.clone(),
-        submit_budget: store,
+        submit_budget: store.clone(),
+        usage: store,
         secrets: Arc::new(LocalSecrets::new(&config.data_dir)),
         media: local_media.clone(),
         local_media: Some(local_media),
@@ -161,7 +164,8 @@ async fn open_aws_backend_on(
         inbox: queue,
         recovery: None,
         providers: store.clone(),
-        submit_budget: store,
+        submit_budget: store.clone(),
+        usage: store,
         secrets,
         media: Arc::new(S3Media::with_clock(clients.s3.clone(), config.aws.bucket.clone(), clock.clone())),
         local_media: None,

@@ -18,9 +18,11 @@ use crate::domain::render::{ClipSpec, ProviderTerms, RenderOptions, RenderStage,
 use crate::domain::scene::plan_gaps;
 use crate::domain::state_machine::Mover;
 use crate::domain::story::Story;
+use crate::domain::usage::{Limits, Usage, UsageKey, month_of, request_reservation};
 use crate::domain::values::AiProvider;
 use crate::ports::{
     Clock, Committed, IdGenerator, JobFilter, JobMessage, JobQueue, JobStore, MoveRequest, PlanStore, RequestIds,
+    UsageStore,
 };
 use crate::services::providers::{disabled, retired};
 use crate::services::{ProviderService, fail_render};
@@ -37,6 +39,17 @@ pub struct JobService {
     clock: Arc<dyn Clock>,
     ids: Arc<dyn IdGenerator>,
     providers: ProviderService,
+    spend: SpendLimits,
+}
+
+/// Where paid starts are checked (SPEC §8.7): the counters and caps, and the cap of users an admin
+/// set none for (`AIVIDEO_MONTHLY_CAP_USD`).
+#[derive(Clone)]
+pub struct SpendLimits {
+    /// The counters and per-user caps.
+    pub usage: Arc<dyn UsageStore>,
+    /// The monthly cap of every user without one of their own (none: no cap).
+    pub default_monthly_cap_usd: Option<f64>,
 }
 
 fn refused(refusal: JobRefusal, action: &str) -> Error {
@@ -59,8 +72,30 @@ impl JobService {
         clock: Arc<dyn Clock>,
         ids: Arc<dyn IdGenerator>,
         providers: ProviderService,
+        spend: SpendLimits,
     ) -> Self {
-        Self { jobs, plans, queue, clock, ids, providers }
+        Self { jobs, plans, queue, clock, ids, providers, spend }
+    }
+
+    /// `owner`'s monthly cap: the one an admin set, else the default.
+    pub async fn monthly_cap(&self, owner: &UserId) -> Result<Option<f64>> {
+        Ok(match self.spend.usage.user_cap(owner).await? {
+            Some(set) => set,
+            None => self.spend.default_monthly_cap_usd,
+        })
+    }
+
+    /// `owner`'s figures for the current month (`usage/`).
+    pub async fn usage(&self, owner: &UserId) -> Result<Usage> {
+        let month = month_of(self.clock.now());
+        let counters = self.spend.usage.counters(&UsageKey::Monthly(owner.clone(), month.clone())).await?;
+        Ok(Usage::of(owner.clone(), month, counters, self.monthly_cap(owner).await?))
+    }
+
+    /// Sets `user`'s monthly cap (`None`: no cap); admins only (checked by the caller's route).
+    pub async fn set_monthly_cap(&self, user: &UserId, cap_usd: Option<f64>) -> Result<Usage> {
+        self.spend.usage.set_user_cap(user, cap_usd).await?;
+        self.usage(user).await
     }
 
     async fn enqueue(&self, job: &Job) -> Result<()> {
@@ -127,6 +162,7 @@ impl JobService {
         // Read before the atomic step (the story's provider is only known inside it); a provider
         // disabled in between still renders the render that started before.
         let configs = self.providers.all().await?;
+        let cap = self.monthly_cap(owner).await?;
         let build = Arc::new(move |plan: &crate::ports::StoryPlan| {
             let config = configs
                 .iter()
@@ -157,10 +193,13 @@ impl JobService {
                 || JobId::from_ulid(job_ids.next_id()),
                 now,
             )?;
+            // Each paid job reserves its estimate in the write that starts the render.
+            let limits = Limits { story_budget_usd: plan.story.budget_usd, monthly_cap_usd: cap };
             for job in &mut jobs {
                 if let Some(render) = job.render.as_mut() {
                     render.terms = ProviderTerms::of(config, options.quality);
                 }
+                request_reservation(job, &limits, now);
             }
             Ok(jobs)
         });
@@ -248,10 +287,14 @@ impl JobService {
         // A keyed request's job takes the id derived from its key: a retry whose first answer was
         // lost finds the job it made (the create is conditional) instead of rendering again.
         let id = JobId::from_ulid(request.unwrap_or_else(|| self.ids.new_id()));
-        let mut job = single_clip_job(story, scene, clip, kind, options, id, self.clock.now());
+        let now = self.clock.now();
+        let mut job = single_clip_job(story, scene, clip, kind, options, id, now);
         if let Some(render) = job.render.as_mut() {
             render.terms = ProviderTerms::of(&config, options.quality);
         }
+        let limits =
+            Limits { story_budget_usd: story.budget_usd, monthly_cap_usd: self.monthly_cap(&story.owner).await? };
+        request_reservation(&mut job, &limits, now);
         match self.jobs.create_job(&job).await {
             Ok(()) => {}
             Err(Error::Conflict { .. }) if request.is_some() => {
@@ -283,10 +326,15 @@ impl JobService {
     pub async fn retry(&self, owner: &UserId, id: &JobId) -> Result<Job> {
         for _ in 0..RACE_ATTEMPTS {
             let job = self.jobs.job(owner, id).await?;
-            let mut next = job.retried(self.clock.now()).map_err(|r| refused(r, "retried"))?;
+            let now = self.clock.now();
+            let mut next = job.retried(now).map_err(|r| refused(r, "retried"))?;
             if job.failure_code == Some(FailureCode::SafetyInput) {
                 next.clip = Some(self.reworded_clip(owner, &job).await?);
             }
+            // A retry is paid work again: it reserves its estimate under today's limits.
+            let story = self.plans.story_plan(owner, &job.story).await?.story;
+            let limits = Limits { story_budget_usd: story.budget_usd, monthly_cap_usd: self.monthly_cap(owner).await? };
+            request_reservation(&mut next, &limits, now);
             if let Committed::Done(_) = self.jobs.commit_jobs(vec![next.clone()], None).await? {
                 if next.waiting_for == 0 {
                     self.enqueue(&next).await?;

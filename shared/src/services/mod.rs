@@ -9,7 +9,7 @@ mod sweep;
 #[cfg(feature = "render")]
 mod worker;
 
-pub use jobs::{JobService, JobStatistics};
+pub use jobs::{JobService, JobStatistics, SpendLimits};
 pub use plan::{GeneratedPrompts, PlanService, PromptWriter, WriterChoice, WriterError};
 pub use providers::{ProviderEdit, ProviderService};
 pub use renders::{fail_render, failure_reason};

@@ -18,6 +18,7 @@ use crate::domain::ids::{JobId, StoryId, UserId};
 use crate::domain::job::{Job, JobRefusal};
 use crate::domain::pagination::{Page, PageRequest};
 use crate::domain::story::Story;
+use crate::domain::usage;
 use crate::ports::{Committed, JobFilter, JobStore, MoveRequest, RenderBuilder, StoryEffect, StoryPlan};
 
 fn read_job(txn: &WriteTransaction, story: &StoryId, id: &JobId) -> Result<Option<Job>> {
@@ -68,6 +69,9 @@ impl JobStore for EmbeddedStore {
             if read_job(txn, &job.story, &job.id)?.is_some() {
                 return Err(Error::Conflict { detail: "A job with this id exists.".into(), current_status: None });
             }
+            let mut jobs = [job];
+            super::usage::apply(txn, &usage::advance(&mut jobs))?;
+            let [job] = jobs;
             put_job(txn, &job, true)
         })
         .await
@@ -166,7 +170,9 @@ impl JobStore for EmbeddedStore {
             let state = load_plan(txn, &request.owner, &request.story)?;
             let (next, record) = request.render_start(&state.story)?;
             let plan = StoryPlan { story: state.story.clone(), scenes: state.scenes, prompts: state.prompts };
-            let jobs = build(&plan)?;
+            let mut jobs = build(&plan)?;
+            // The estimate is reserved in this same write, or nothing is written.
+            super::usage::apply(txn, &usage::advance(&mut jobs))?;
             put_moved(txn, &next, &record)?;
             for job in &jobs {
                 if read_job(txn, &job.story, &job.id)?.is_some() {
@@ -179,8 +185,10 @@ impl JobStore for EmbeddedStore {
         .await
     }
 
-    async fn commit_jobs(&self, jobs: Vec<Job>, effect: Option<StoryEffect>) -> Result<Committed> {
+    async fn commit_jobs(&self, mut jobs: Vec<Job>, effect: Option<StoryEffect>) -> Result<Committed> {
         self.write(move |txn| {
+            // Reservations of restarted jobs and settlements of ended ones, in this same write.
+            let changes = usage::advance(&mut jobs);
             for job in &jobs {
                 let stored = read_job(txn, &job.story, &job.id)?;
                 let expected = job.version.checked_sub(1).filter(|v| *v > 0);
@@ -191,6 +199,7 @@ impl JobStore for EmbeddedStore {
                     _ => return Err(Error::Conflict { detail: RACED.into(), current_status: None }),
                 }
             }
+            super::usage::apply(txn, &changes)?;
             let mut moved = None;
             if let Some(effect) = &effect {
                 let story = owned_story(&txn.open_table(STORIES).map_err(internal)?, &effect.owner, &effect.story)?;

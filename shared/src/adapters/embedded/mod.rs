@@ -8,6 +8,7 @@ mod queue;
 mod recovery;
 mod secrets;
 mod store;
+mod usage;
 
 pub use media::{LocalMedia, valid_key};
 pub use queue::{EmbeddedQueue, MAX_RECEIVES};

@@ -123,6 +123,8 @@ impl EmbeddedStore {
             super::queue::DEAD_LETTERS,
             super::providers::PROVIDERS,
             super::providers::SUBMIT_WINDOWS,
+            super::usage::USAGE,
+            super::usage::USER_CAPS,
         ];
         // Create every table once, so readers never meet a missing table — only when one is
         // missing: a cold start on an existing data dir reads, it does not write (and fsync).

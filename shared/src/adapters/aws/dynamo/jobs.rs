@@ -2,6 +2,7 @@
 //! conditioned on the version read.
 
 use super::*;
+use crate::domain::usage;
 
 fn job_key(story: &StoryId, id: &JobId) -> Item {
     key(story_pk(story), format!("JOB#{id}"))
@@ -60,6 +61,22 @@ impl DynamoStore {
 #[async_trait]
 impl JobStore for DynamoStore {
     async fn create_job(&self, job: &Job) -> Result<()> {
+        let mut jobs = [job.clone()];
+        let changes = usage::advance(&mut jobs);
+        if !changes.is_empty() {
+            // A paid job: the job and its reservation in one transaction.
+            self.refuse_impossible(&changes).await?;
+            let mut items = vec![self.job_put(&jobs[0])?];
+            for change in &changes {
+                items.push(self.usage_update(change)?);
+            }
+            return match self.transact_counting(items, &changes).await? {
+                Written::Done => Ok(()),
+                Written::Raced(_) => {
+                    Err(Error::Conflict { detail: "A job with this id exists.".into(), current_status: None })
+                }
+            };
+        }
         let result = self
             .client
             .put_item()
@@ -141,7 +158,10 @@ impl JobStore for DynamoStore {
                 scenes: aggregate.scenes.clone(),
                 prompts: aggregate.prompts.clone(),
             };
-            let jobs = build(&plan)?;
+            let mut jobs = build(&plan)?;
+            // The estimate is reserved in the same transaction, or nothing is written.
+            let changes = usage::advance(&mut jobs);
+            self.refuse_impossible(&changes).await?;
             // Conditioned on the story and its plan as read: the jobs snapshot exactly this plan.
             let mut items = vec![
                 self.put_story_item(record, &next, record.plan_version)?,
@@ -150,7 +170,10 @@ impl JobStore for DynamoStore {
             for job in &jobs {
                 items.push(self.job_put(job)?);
             }
-            match self.transact(items).await? {
+            for change in &changes {
+                items.push(self.usage_update(change)?);
+            }
+            match self.transact_counting(items, &changes).await? {
                 Written::Done => return Ok((next, jobs)),
                 Written::Raced(_) => continue,
             }
@@ -158,8 +181,11 @@ impl JobStore for DynamoStore {
         Err(busy())
     }
 
-    async fn commit_jobs(&self, jobs: Vec<Job>, effect: Option<StoryEffect>) -> Result<Committed> {
-        let mut items = Vec::with_capacity(jobs.len() + 2);
+    async fn commit_jobs(&self, mut jobs: Vec<Job>, effect: Option<StoryEffect>) -> Result<Committed> {
+        // Reservations of restarted jobs and settlements of ended ones, in the same transaction.
+        let changes = usage::advance(&mut jobs);
+        self.refuse_impossible(&changes).await?;
+        let mut items = Vec::with_capacity(jobs.len() + changes.len() + 2);
         let mut moved = None;
         if let Some(effect) = &effect {
             let record = self.owned(&effect.owner, &effect.story).await?;
@@ -172,9 +198,12 @@ impl JobStore for DynamoStore {
         for job in &jobs {
             items.push(self.job_put(job)?);
         }
+        for change in &changes {
+            items.push(self.usage_update(change)?);
+        }
         match items.len() {
             0 => Ok(Committed::Done(None)),
-            _ => match self.transact(items).await? {
+            _ => match self.transact_counting(items, &changes).await? {
                 Written::Done => Ok(Committed::Done(moved.map(Box::new))),
                 Written::Raced(_) => Ok(Committed::Raced),
             },

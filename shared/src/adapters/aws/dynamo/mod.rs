@@ -27,6 +27,7 @@ mod jobs;
 mod plans;
 mod providers;
 mod stories;
+mod usage;
 
 use std::collections::HashMap;
 
@@ -408,6 +409,17 @@ impl DynamoStore {
 
     /// Runs one transaction; a failed condition is a lost race, not an error.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<Written> {
+        self.transact_counting(items, &[]).await
+    }
+
+    /// `transact` of `items` whose last ones are the Updates of `usage` (SPEC §8.7): a failed
+    /// limit condition is the refusal `budget_exceeded`, not a race.
+    async fn transact_counting(
+        &self,
+        items: Vec<TransactWriteItem>,
+        usage: &[crate::domain::usage::UsageChange],
+    ) -> Result<Written> {
+        let count = items.len();
         if items.len() > MAX_TRANSACTION_ITEMS {
             return Err(Error::Conflict {
                 detail: format!(
@@ -424,6 +436,9 @@ impl DynamoStore {
                     e.as_service_error()
                 {
                     let reasons = c.cancellation_reasons();
+                    if let Some(refusal) = self.budget_refusal(reasons, count, usage).await? {
+                        return Err(refusal);
+                    }
                     let raced = reasons
                         .iter()
                         .any(|r| matches!(r.code(), Some("ConditionalCheckFailed") | Some("TransactionConflict")));
