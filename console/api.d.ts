@@ -4,6 +4,23 @@
  */
 
 export interface paths {
+    "/api/ai-video/events/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's events, oldest first */
+        get: operations["events_list"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
     "/api/ai-video/jobs/": {
         parameters: {
             query?: never;
@@ -623,6 +640,23 @@ export interface components {
         } & {
             [key: string]: string[];
         };
+        Event: {
+            /** Format: date-time */
+            created_at: string;
+            data: Record<string, never>;
+            id: string;
+            job: string | null;
+            story: string | null;
+            /** @enum {string} */
+            type: "story.status_changed" | "job.status_changed" | "job.progress" | "render.finished" | "render.failed" | "budget.exceeded";
+        };
+        EventList: {
+            /** @description The next page's link. */
+            next: string | null;
+            /** @description The previous page's link. */
+            previous: string | null;
+            results: components["schemas"]["Event"][];
+        };
         /** @description Options of the final render; every one optional. */
         FinalOptions: {
             include_audio?: boolean;
@@ -1112,6 +1146,68 @@ export interface components {
 }
 export type $defs = Record<string, never>;
 export interface operations {
+    events_list: {
+        parameters: {
+            query?: {
+                /** @description Only events after this event id. */
+                after?: string;
+                /** @description Hold the request up to this many seconds (0–20) until an event exists (long poll). */
+                wait?: string;
+                /** @description Only events of these types (a comma list of story.status_changed, job.status_changed, job.progress, render.finished, render.failed, budget.exceeded). */
+                type?: string;
+                /** @description Only events about this story. */
+                story?: string;
+                /** @description Sort order. */
+                ordering?: "" | "created_at";
+                /** @description Results per page, 1 and up (more than 100 counts as 100). */
+                page_size?: string;
+                /** @description A page's position, from `next` or `previous`; one that was not issued for this list is 404. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["EventList"];
+                };
+            };
+            /** @description Invalid: field errors (`invalid`) or a body that is not JSON (`parse_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or one that is not valid or has expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object, or not the caller's; or a cursor not issued for this list. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
     jobs_list: {
         parameters: {
             query?: {

@@ -150,6 +150,7 @@ async fn the_api_root_lists_its_route_groups_like_drfs_router() {
                 "jobs": "http://testserver/api/ai-video/jobs/",
                 "providers": "http://testserver/api/ai-video/providers/",
                 "usage": "http://testserver/api/ai-video/usage/",
+                "events": "http://testserver/api/ai-video/events/",
                 "openapi": "http://testserver/api/ai-video/openapi.json",
             })
         );

@@ -92,6 +92,7 @@ const EXPECTED: &[(&str, Seed, u16)] = &[
     ("jobs-cancel", Seed::Job, 200),
     ("jobs-retry", Seed::CancelledJob, 202),
     ("usage-get", Seed::Job, 200),
+    ("events-list", Seed::Job, 200),
     ("providers-list", Seed::Story(StoryStatus::Draft), 200),
     // The events' user is not an admin.
     ("providers-disable-forbidden", Seed::Story(StoryStatus::Draft), 403),
@@ -190,8 +191,8 @@ async fn function_router(event: &str, data_dir: &Path) -> Router {
         "stories" => stories::router(state),
         "scenes" => scenes::router(state),
         "prompts" => prompts::router(state),
-        // `usage/` is served by the Jobs function.
-        "jobs" | "usage" => jobs::router(state),
+        // `usage/` and `events/` are served by the Jobs function.
+        "jobs" | "usage" | "events" => jobs::router(state),
         "providers" => providers::router(state),
         other => panic!("no function for events named {other}-*"),
     }

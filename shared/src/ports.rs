@@ -408,6 +408,43 @@ pub trait JobStore: Send + Sync {
     ) -> Result<std::result::Result<Job, JobRefusal>>;
 }
 
+/// Filters of `GET events/`.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct EventFilter {
+    /// Only events of these types (none: all).
+    pub types: Vec<crate::domain::events::EventType>,
+    /// Only events about this story.
+    pub story: Option<StoryId>,
+}
+
+impl EventFilter {
+    /// Whether `event` passes the filter.
+    pub fn admits(&self, event: &crate::domain::events::Event) -> bool {
+        (self.types.is_empty() || self.types.contains(&event.kind))
+            && self.story.as_ref().is_none_or(|s| event.story.as_ref() == Some(s))
+    }
+}
+
+/// The event feed (SPEC §8.5). State changes write their events themselves, inside the stores'
+/// atomic writes (`domain::events`); this port reads the feed and appends the events that report
+/// no stored change (a refused start).
+#[async_trait]
+pub trait EventStore: Send + Sync {
+    /// A page of `owner`'s events in id order (oldest first unless the page says otherwise).
+    async fn events(
+        &self,
+        owner: &UserId,
+        filter: &EventFilter,
+        page: &PageRequest,
+    ) -> Result<Page<crate::domain::events::Event>>;
+
+    /// Appends one event on its own.
+    async fn append_event(&self, draft: crate::domain::events::EventDraft) -> Result<crate::domain::events::Event>;
+
+    /// Forgets events created before `before` (where the store has no TTL of its own); how many.
+    async fn forget_events_before(&self, before: DateTime<Utc>) -> Result<usize>;
+}
+
 /// The spend counters (SPEC §8.7). The writes that start and end paid jobs change them in their
 /// own atomic step (`start_render`, `create_job`, `commit_jobs`, through `domain::usage::advance`);
 /// this port reads them and keeps the per-user caps admins set.

@@ -1,5 +1,6 @@
 //! The Jobs Lambda: the owner's jobs, one job, retry, cancel and figures (SPEC §5, Jobs group),
-//! and what they spend against the monthly cap (`usage/`, SPEC §8.7).
+//! what they spend against the monthly cap (`usage/`, SPEC §8.7), and the event feed (`events/`,
+//! SPEC §8.5).
 
 use axum::Router;
 use axum::extract::{OriginalUri, Path, State};
@@ -25,6 +26,7 @@ fn declared() -> Routes {
         .at("/jobs/{id}/retry/", post(retry))
         .at("/jobs/{id}/cancel/", post(cancel))
         .at("/usage/", get(my_usage))
+        .at("/events/", get(events))
         .at("/usage/{user}/", get(user_usage).put(set_cap))
 }
 
@@ -140,4 +142,74 @@ async fn set_cap(
     f.finish()?;
     let cap = cap.ok_or_else(|| Error::field("cap_usd", "This field is required."))?;
     Ok(axum::Json(state.jobs.set_monthly_cap(&user, cap).await?).into_response())
+}
+
+/// The longest `wait` of `events/` (the API Gateway answers within 30 s).
+const MAX_WAIT_SECONDS: u64 = 20;
+
+/// How often a waiting `events/` looks again: an event is answered within this of its write.
+const WAIT_STEP: std::time::Duration = std::time::Duration::from_millis(50);
+
+/// `GET events/`: the caller's events, oldest first, paginated; `after=<event id>` starts after
+/// that event, `wait=N` (0–20 s) holds the request until at least one event exists or N seconds
+/// pass, `type=` (repeatable or a comma list) and `story=` filter.
+async fn events(
+    State(state): State<AppState>,
+    caller: Caller,
+    OriginalUri(uri): OriginalUri,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    use shared::domain::events::EventType;
+    let query = QueryParams::from_uri(&uri);
+    let mut errors = FieldErrors::new();
+    let mut filter = shared::ports::EventFilter::default();
+    for raw in query.get_all("type").iter().flat_map(|v| v.split(',')).map(str::trim).filter(|t| !t.is_empty()) {
+        match EventType::parse(raw) {
+            Ok(t) => filter.types.push(t),
+            Err(m) => errors.add("type", m),
+        }
+    }
+    if let Some(raw) = query.get("story").filter(|s| !s.is_empty()) {
+        match shared::domain::ids::StoryId::parse(raw) {
+            Some(id) => filter.story = Some(id),
+            None => errors.add("story", "Must be a valid story id."),
+        }
+    }
+    let after = match query.get("after").filter(|s| !s.is_empty()) {
+        Some(raw) if raw.len() == 26 && raw.bytes().all(|b| b.is_ascii_alphanumeric()) => {
+            Some(raw.to_ascii_uppercase())
+        }
+        Some(_) => {
+            errors.add("after", "Must be an event id.");
+            None
+        }
+        None => None,
+    };
+    let wait = match query.get("wait").filter(|s| !s.is_empty()) {
+        Some(raw) => match raw.parse::<u64>().ok().filter(|w| *w <= MAX_WAIT_SECONDS) {
+            Some(w) => w,
+            None => {
+                errors.add(
+                    "wait",
+                    format!("Ensure this value is a whole number of seconds from 0 to {MAX_WAIT_SECONDS}."),
+                );
+                0
+            }
+        },
+        None => 0,
+    };
+    let orderings = [("created_at", false)];
+    let (listing, _) = Listing::parse(&query, &state.cursors, &caller.user, "events".into(), &orderings, errors)?;
+    let mut page = listing.page.clone();
+    if page.position.is_none() {
+        page.position = after;
+    }
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
+    loop {
+        let found = state.events.events(&caller.user, &filter, &page).await?;
+        if !found.items.is_empty() || tokio::time::Instant::now() >= deadline {
+            return Ok(listing.respond(found, &state.cursors, &uri, &headers, |e| views::event(&e)));
+        }
+        tokio::time::sleep(WAIT_STEP).await;
+    }
 }

@@ -204,6 +204,10 @@ pub struct Job {
     /// none for unpaid work (compose jobs, free providers).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reservation: Option<crate::domain::usage::Reservation>,
+    /// What the job was before the change this value carries (set by every change below, never
+    /// stored): the store writes the change's events from it (`domain::events::job_changed`).
+    #[serde(skip)]
+    pub changed_from: Option<crate::domain::events::JobBefore>,
 }
 
 impl Job {
@@ -286,7 +290,13 @@ impl Job {
             version: 1,
             poll_failures: 0,
             reservation: None,
+            changed_from: None,
         }
+    }
+
+    /// What this job is now, as the "before" of its next change.
+    fn before(&self) -> crate::domain::events::JobBefore {
+        crate::domain::events::JobBefore { status: self.status, progress: self.progress }
     }
 
     fn lease_expired(&self, now: DateTime<Utc>) -> bool {
@@ -308,6 +318,7 @@ impl Job {
         let mut next = self.clone();
         // Every change is a new stored version; the write is conditioned on the one before.
         next.version += 1;
+        next.changed_from = Some(self.before());
         // A job already submitted keeps its status: the new holder polls, it never submits again.
         if next.status == JobStatus::Queued {
             next.status = JobStatus::Running;
@@ -327,6 +338,7 @@ impl Job {
         let mut next = self.clone();
         // Every change is a new stored version; the write is conditioned on the one before.
         next.version += 1;
+        next.changed_from = Some(self.before());
         next.status = JobStatus::Queued;
         next.attempts = self.attempts.saturating_sub(1);
         next.lease_until = None;
@@ -343,6 +355,7 @@ impl Job {
         let mut next = self.clone();
         // Every change is a new stored version; the write is conditioned on the one before.
         next.version += 1;
+        next.changed_from = Some(self.before());
         next.submit_started_at = Some(now);
         Ok(next)
     }
@@ -362,6 +375,7 @@ impl Job {
         let mut next = self.clone();
         // Every change is a new stored version; the write is conditioned on the one before.
         next.version += 1;
+        next.changed_from = Some(self.before());
         next.status = JobStatus::WaitingProvider;
         next.provider_task_id = Some(task_id.to_owned());
         next.submitted_at = Some(now);
@@ -379,6 +393,7 @@ impl Job {
         let mut next = self.clone();
         // Every change is a new stored version; the write is conditioned on the one before.
         next.version += 1;
+        next.changed_from = Some(self.before());
         next.progress = progress.min(99);
         next.lease_until = None;
         next.due_at = Some(due);
@@ -408,6 +423,7 @@ impl Job {
         let mut next = self.clone();
         // Every change is a new stored version; the write is conditioned on the one before.
         next.version += 1;
+        next.changed_from = Some(self.before());
         next.lease_until = None;
         Ok(next)
     }
@@ -422,6 +438,7 @@ impl Job {
         let mut next = self.clone();
         // Every change is a new stored version; the write is conditioned on the one before.
         next.version += 1;
+        next.changed_from = Some(self.before());
         next.status = JobStatus::Succeeded;
         next.progress = 100;
         next.result = Some(result);
@@ -450,6 +467,7 @@ impl Job {
         let mut next = self.clone();
         // Every change is a new stored version; the write is conditioned on the one before.
         next.version += 1;
+        next.changed_from = Some(self.before());
         next.error = Some(error.chars().take(2000).collect());
         next.lease_until = None;
         if retryable && self.attempts < self.max_attempts {
@@ -476,6 +494,7 @@ impl Job {
         let mut next = self.clone();
         // Every change is a new stored version; the write is conditioned on the one before.
         next.version += 1;
+        next.changed_from = Some(self.before());
         next.status = JobStatus::Cancelled;
         next.failure_code = Some(FailureCode::Cancelled);
         next.lease_until = None;
@@ -491,6 +510,7 @@ impl Job {
         let mut next = self.clone();
         // Every change is a new stored version; the write is conditioned on the one before.
         next.version += 1;
+        next.changed_from = Some(self.before());
         next.status = JobStatus::Queued;
         next.attempts = 0;
         next.progress = 0;
@@ -526,6 +546,7 @@ impl Job {
         let mut next = self.clone();
         next.waiting_for -= 1;
         next.version += 1;
+        next.changed_from = Some(self.before());
         Ok(next)
     }
 
@@ -539,6 +560,7 @@ impl Job {
         let mut next = self.clone();
         // Every change is a new stored version; the write is conditioned on the one before.
         next.version += 1;
+        next.changed_from = Some(self.before());
         next.status = JobStatus::Failed;
         next.failure_code = Some(FailureCode::ProviderError);
         next.error = Some(format!("Gave up after {deliveries} deliveries: {cause}").chars().take(2000).collect());

@@ -1,6 +1,7 @@
 //! Plain data and rules: no I/O, no AWS types, synchronous.
 
 pub mod error;
+pub mod events;
 pub mod ids;
 pub mod job;
 pub mod media;

@@ -65,6 +65,8 @@ pub struct AppState {
     pub hosts: Arc<hosts::AllowedHosts>,
     /// The origins whose pages may call the API from a browser.
     pub cors: Arc<cors::CorsOrigins>,
+    /// The event feed.
+    pub events: Arc<dyn crate::ports::EventStore>,
 }
 
 /// How long a download link handed to an owner works.
@@ -155,7 +157,7 @@ pub fn created(location: &str, version: u64, body: serde_json::Value) -> Respons
 }
 
 /// The route groups this API serves, as `GET /api/ai-video/` lists them (DRF's router root).
-pub const ROUTE_GROUPS: [&str; 6] = ["stories", "scenes", "prompts", "jobs", "providers", "usage"];
+pub const ROUTE_GROUPS: [&str; 7] = ["stories", "scenes", "prompts", "jobs", "providers", "usage", "events"];
 
 /// `GET /api/ai-video/`: where each route group and the API's description live, as DRF's
 /// `DefaultRouter` answers its root. Public, like the description: it holds no one's data.

@@ -304,6 +304,7 @@ enum Query {
     Prompts,
     Jobs,
     Transitions,
+    Events,
 }
 
 const fn op(method: &'static str, path: &'static str, id: &'static str, summary: &'static str) -> Op {
@@ -545,6 +546,7 @@ fn operations() -> Vec<Op> {
                 )
             },
             Op { ok: (200, Some("Usage")), ..op("get", "/usage/", "usage_retrieve", "The caller's spend this month") },
+            list(op("get", "/events/", "events_list", "The caller's events, oldest first"), Query::Events, "EventList"),
             Op {
                 ok: (200, Some("Usage")),
                 admin: true,
@@ -683,6 +685,27 @@ fn query_parameters(query: Query) -> Vec<Value> {
             ],
         ),
         Query::Transitions => (&["", "at", "-at", "created_at", "-created_at"], Vec::new()),
+        Query::Events => (
+            &["", "created_at"],
+            vec![
+                param(
+                    "after",
+                    json!({"type": "string", "pattern": trimmed("(?:[0-9A-Za-z]{26})?")}),
+                    "Only events after this event id.",
+                ),
+                param(
+                    "wait",
+                    json!({"type": "string", "pattern": trimmed("(?:[+]?0*(?:[0-9]|1[0-9]|20))?")}),
+                    "Hold the request up to this many seconds (0–20) until an event exists (long poll).",
+                ),
+                param(
+                    "type",
+                    json!({"type": "string"}),
+                    "Only events of these types (a comma list of story.status_changed, job.status_changed, job.progress, render.finished, render.failed, budget.exceeded).",
+                ),
+                param("story", id_filter(), "Only events about this story."),
+            ],
+        ),
     };
     filters.push(param("ordering", json!({"type": "string", "enum": orderings}), "Sort order."));
     filters.push(param(

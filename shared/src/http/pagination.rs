@@ -111,6 +111,11 @@ impl QueryParams {
     pub fn get(&self, name: &str) -> Option<&str> {
         self.0.iter().rev().find(|(k, _)| k == name).map(|(_, v)| v.trim())
     }
+
+    /// Every value of `name`, in order (Django's `QueryDict.getlist`).
+    pub fn get_all(&self, name: &str) -> Vec<&str> {
+        self.0.iter().filter(|(k, _)| k == name).map(|(_, v)| v.trim()).collect()
+    }
 }
 
 /// A page size: digits (an optional `+`) naming 1 or more; sizes past any integer count as huge

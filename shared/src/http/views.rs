@@ -55,6 +55,18 @@ pub fn story(s: &Story, links: &MediaLinks) -> Value {
     })
 }
 
+/// One event of the feed.
+pub fn event(e: &crate::domain::events::Event) -> Value {
+    json!({
+        "id": e.id,
+        "type": e.kind.as_str(),
+        "created_at": e.created_at,
+        "story": e.story,
+        "job": e.job,
+        "data": e.data,
+    })
+}
+
 /// One history record.
 pub fn transition(t: &StoryStateTransition) -> Value {
     json!({
@@ -297,6 +309,7 @@ pub fn schemas() -> serde_json::Map<String, Value> {
         "SceneList": list_of("Scene"),
         "PromptList": list_of("Prompt"),
         "JobList": list_of("Job"),
+        "EventList": list_of("Event"),
         "ProviderList": {
             "type": "object",
             "properties": {"count": count, "next": {"type": "null"}, "previous": {"type": "null"}, "results": {"type": "array", "items": reference("Provider")}},
@@ -323,6 +336,14 @@ pub fn schemas() -> serde_json::Map<String, Value> {
             "seconds_rendered": {"type": "number", "minimum": 0}, "cost_usd": money,
             "success_rate": {"type": ["number", "null"], "minimum": 0, "maximum": 1},
             "mean_processing_seconds": {"type": ["number", "null"], "minimum": 0},
+        })),
+        "Event": closed(json!({
+            "id": {"type": "string"},
+            "type": {"type": "string", "enum": crate::domain::events::EventType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()},
+            "created_at": time,
+            "story": {"type": ["string", "null"]},
+            "job": {"type": ["string", "null"]},
+            "data": {"type": "object"},
         })),
         "Usage": closed(json!({
             "user": {"type": "string"},

@@ -45,6 +45,7 @@ pub fn api(config: &Config, backend: &Backend) -> Result<AppState> {
             crate::services::SpendLimits {
                 usage: backend.usage.clone(),
                 default_monthly_cap_usd: config.monthly_cap_usd,
+                events: backend.events.clone(),
             },
         ),
         providers,
@@ -56,5 +57,6 @@ pub fn api(config: &Config, backend: &Backend) -> Result<AppState> {
         media: backend.media.clone(),
         hosts: Arc::new(crate::http::hosts::AllowedHosts::new(&config.allowed_hosts, config.addr)),
         cors: Arc::new(crate::http::cors::CorsOrigins::new(config.cors_origins.clone())),
+        events: backend.events.clone(),
     })
 }

@@ -46,6 +46,8 @@ pub struct Backend {
     pub submit_budget: Arc<dyn crate::ports::SubmitBudget>,
     /// The spend counters and caps (SPEC §8.7).
     pub usage: Arc<dyn crate::ports::UsageStore>,
+    /// The event feed (SPEC §8.5).
+    pub events: Arc<dyn crate::ports::EventStore>,
     /// Secrets by name.
     pub secrets: Arc<dyn SecretSource>,
     /// Where rendered media lives.
@@ -103,7 +105,8 @@ fn open_embedded(config: &Config, clock: Arc<dyn Clock>) -> Result<Backend> {
         recovery: Some(queue),
         providers: store.clone(),
         submit_budget: store.clone(),
-        usage: store,
+        usage: store.clone(),
+        events: store,
         secrets: Arc::new(LocalSecrets::new(&config.data_dir)),
         media: local_media.clone(),
         local_media: Some(local_media),
@@ -165,7 +168,8 @@ async fn open_aws_backend_on(
         recovery: None,
         providers: store.clone(),
         submit_budget: store.clone(),
-        usage: store,
+        usage: store.clone(),
+        events: store,
         secrets,
         media: Arc::new(S3Media::with_clock(clients.s3.clone(), config.aws.bucket.clone(), clock.clone())),
         local_media: None,

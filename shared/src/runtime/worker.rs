@@ -82,7 +82,8 @@ pub fn worker(config: &Config, backend: &Backend, ffmpeg: Ffmpeg) -> Result<JobC
         backend.stories.clone(),
         backend.queue.clone(),
         backend.clock.clone(),
-    );
+    )
+    .with_events(backend.events.clone());
     Ok(JobConsumer {
         worker: Arc::new(worker),
         inbox: backend.inbox.clone(),

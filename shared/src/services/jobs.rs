@@ -50,6 +50,8 @@ pub struct SpendLimits {
     pub usage: Arc<dyn UsageStore>,
     /// The monthly cap of every user without one of their own (none: no cap).
     pub default_monthly_cap_usd: Option<f64>,
+    /// Where a refused start is reported (`budget.exceeded`).
+    pub events: Arc<dyn crate::ports::EventStore>,
 }
 
 fn refused(refusal: JobRefusal, action: &str) -> Error {
@@ -75,6 +77,27 @@ impl JobService {
         spend: SpendLimits,
     ) -> Self {
         Self { jobs, plans, queue, clock, ids, providers, spend }
+    }
+
+    /// `result`, after reporting a refusal by a spend limit as a `budget.exceeded` event (the
+    /// refusal wrote nothing else; a failure to report it is logged, not the answer).
+    async fn reported<T>(&self, owner: &UserId, story: Option<&StoryId>, result: Result<T>) -> Result<T> {
+        if let Err(Error::BudgetExceeded { limit, estimate_usd, remaining_usd }) = &result {
+            let draft = crate::domain::events::EventDraft {
+                owner: owner.clone(),
+                kind: crate::domain::events::EventType::BudgetExceeded,
+                story: story.cloned(),
+                job: None,
+                data: serde_json::json!({
+                    "limit": limit.as_str(), "estimate_usd": estimate_usd, "remaining_usd": remaining_usd,
+                }),
+                at: self.clock.now(),
+            };
+            if let Err(e) = self.spend.events.append_event(draft).await {
+                tracing::warn!(error = %e, "a budget.exceeded event could not be written");
+            }
+        }
+        result
     }
 
     /// `owner`'s monthly cap: the one an admin set, else the default.
@@ -117,7 +140,9 @@ impl JobService {
         expected_version: Option<u64>,
         request: Option<ulid::Ulid>,
     ) -> Result<(Story, Vec<Job>)> {
-        match self.begin_render(owner, story, stage, options, expected_version, request).await {
+        let started = self.begin_render(owner, story, stage, options, expected_version, request).await;
+        let started = self.reported(owner, Some(story), started).await;
+        match started {
             Err(refused @ (Error::InvalidTransition { .. } | Error::VersionMismatch { .. })) => match request {
                 Some(first) => self.render_started_by(owner, story, first).await?.ok_or(refused),
                 None => Err(refused),
@@ -295,7 +320,8 @@ impl JobService {
         let limits =
             Limits { story_budget_usd: story.budget_usd, monthly_cap_usd: self.monthly_cap(&story.owner).await? };
         request_reservation(&mut job, &limits, now);
-        match self.jobs.create_job(&job).await {
+        let created = self.jobs.create_job(&job).await;
+        match self.reported(&story.owner, Some(&story.id), created).await {
             Ok(()) => {}
             Err(Error::Conflict { .. }) if request.is_some() => {
                 let made = self.jobs.story_job(&story.id, &job.id).await?;
@@ -335,7 +361,8 @@ impl JobService {
             let story = self.plans.story_plan(owner, &job.story).await?.story;
             let limits = Limits { story_budget_usd: story.budget_usd, monthly_cap_usd: self.monthly_cap(owner).await? };
             request_reservation(&mut next, &limits, now);
-            if let Committed::Done(_) = self.jobs.commit_jobs(vec![next.clone()], None).await? {
+            let committed = self.jobs.commit_jobs(vec![next.clone()], None).await;
+            if let Committed::Done(_) = self.reported(owner, Some(&job.story), committed).await? {
                 if next.waiting_for == 0 {
                     self.enqueue(&next).await?;
                 }

@@ -22,6 +22,8 @@ pub struct SweepReport {
     pub jobs_resent: usize,
     /// Stories left rendering with their render finished, failed with a reason.
     pub stories_failed: usize,
+    /// Events older than their 7 days, forgotten (on stores without a TTL of their own).
+    pub events_forgotten: usize,
 }
 
 /// The sweep's use case.
@@ -31,6 +33,7 @@ pub struct Sweeper {
     stories: Arc<dyn StoryStore>,
     queue: Arc<dyn JobQueue>,
     clock: Arc<dyn Clock>,
+    events: Option<Arc<dyn crate::ports::EventStore>>,
 }
 
 impl Sweeper {
@@ -41,7 +44,13 @@ impl Sweeper {
         queue: Arc<dyn JobQueue>,
         clock: Arc<dyn Clock>,
     ) -> Self {
-        Self { jobs, stories, queue, clock }
+        Self { jobs, stories, queue, clock, events: None }
+    }
+
+    /// This sweep also forgetting events past their retention (SPEC §8.5: kept 7 days).
+    pub fn with_events(mut self, events: Arc<dyn crate::ports::EventStore>) -> Self {
+        self.events = Some(events);
+        self
     }
 
     /// This sweep reading the time from `clock` (a test looks at the work from later on).
@@ -56,6 +65,10 @@ impl Sweeper {
         let now = self.clock.now();
         let patience = chrono::Duration::from_std(patience).unwrap_or(chrono::Duration::zero());
         let mut report = SweepReport::default();
+        if let Some(events) = &self.events {
+            let horizon = now - chrono::Duration::days(crate::domain::events::EVENT_RETENTION_DAYS);
+            report.events_forgotten = events.forget_events_before(horizon).await?;
+        }
         for job in self.jobs.unfinished_jobs().await? {
             // A job whose next message is not yet due (a poll, a retry's backoff) has one coming.
             let overdue = job.due_at.is_none_or(|due| now - due >= patience);

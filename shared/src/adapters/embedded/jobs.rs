@@ -10,8 +10,8 @@ use redb::{ReadableTable, WriteTransaction};
 
 use super::plan::load_plan;
 use super::store::{
-    EmbeddedStore, JOB_INDEX, JOBS, OWNER_JOBS, STORIES, TRANSITIONS, decode, encode, internal, key, owned_story,
-    prefix_bounds, put_story, scan_page, scan_prefix,
+    EmbeddedStore, JOB_INDEX, JOBS, OWNER_JOBS, STORIES, decode, encode, internal, key, owned_story, prefix_bounds,
+    put_story, scan_page, scan_prefix,
 };
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{JobId, StoryId, UserId};
@@ -53,12 +53,7 @@ pub(super) fn put_moved(
     record: &crate::domain::transition::StoryStateTransition,
 ) -> Result<()> {
     put_story(txn, story)?;
-    let seq = format!("{:020}", record.sequence);
-    txn.open_table(TRANSITIONS)
-        .map_err(internal)?
-        .insert(key(&[story.id.as_str(), &seq]).as_str(), encode(record)?.as_slice())
-        .map_err(internal)?;
-    Ok(())
+    super::events::record_move(txn, story, record)
 }
 
 #[async_trait]
@@ -200,6 +195,7 @@ impl JobStore for EmbeddedStore {
                 }
             }
             super::usage::apply(txn, &changes)?;
+            super::events::record_job_changes(txn, &jobs, Utc::now())?;
             let mut moved = None;
             if let Some(effect) = &effect {
                 let story = owned_story(&txn.open_table(STORIES).map_err(internal)?, &effect.owner, &effect.story)?;
@@ -231,6 +227,7 @@ impl JobStore for EmbeddedStore {
                 Ok(mut next) => {
                     next.version = job.version + 1;
                     put_job(txn, &next, false)?;
+                    super::events::record_job_changes(txn, std::slice::from_ref(&next), now)?;
                     Ok(Ok(next))
                 }
                 Err(refusal) => Ok(Err(refusal)),

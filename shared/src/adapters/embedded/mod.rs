@@ -1,5 +1,6 @@
 //! The local default: everything in one data dir, no account needed.
 
+mod events;
 mod jobs;
 mod media;
 mod plan;

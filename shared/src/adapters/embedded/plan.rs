@@ -7,8 +7,8 @@ use async_trait::async_trait;
 use redb::{ReadableTable, WriteTransaction};
 
 use super::store::{
-    EmbeddedStore, OWNER_STORIES, PROMPT_INDEX, PROMPTS, SCENE_INDEX, SCENES, STORIES, TRANSITIONS, decode, encode,
-    internal, key, owned_story, prefix_bounds, put_story, scan_prefix,
+    EmbeddedStore, OWNER_STORIES, PROMPT_INDEX, PROMPTS, SCENE_INDEX, SCENES, STORIES, decode, encode, internal, key,
+    owned_story, prefix_bounds, put_story, scan_prefix,
 };
 use crate::domain::error::{Error, Result};
 use crate::domain::ids::{PromptId, SceneId, StoryId, UserId};
@@ -110,12 +110,8 @@ fn apply(txn: &WriteTransaction, change: &PlanChange) -> Result<()> {
     if let Some(story) = &change.story {
         put_story(txn, story)?;
     }
-    if let Some(record) = &change.transition {
-        let seq = format!("{:020}", record.sequence);
-        txn.open_table(TRANSITIONS)
-            .map_err(internal)?
-            .insert(key(&[record.story.as_str(), &seq]).as_str(), encode(record)?.as_slice())
-            .map_err(internal)?;
+    if let (Some(record), Some(story)) = (&change.transition, &change.story) {
+        super::events::record_move(txn, story, record)?;
     }
     Ok(())
 }

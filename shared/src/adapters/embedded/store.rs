@@ -125,6 +125,8 @@ impl EmbeddedStore {
             super::providers::SUBMIT_WINDOWS,
             super::usage::USAGE,
             super::usage::USER_CAPS,
+            super::events::EVENTS,
+            super::events::EVENT_CLOCK,
         ];
         // Create every table once, so readers never meet a missing table — only when one is
         // missing: a cold start on an existing data dir reads, it does not write (and fsync).
@@ -399,9 +401,7 @@ impl StoryStore for EmbeddedStore {
             };
             let (next, record) = request.applied(&story, || gaps)?;
             put_story(txn, &next)?;
-            let mut history = txn.open_table(TRANSITIONS).map_err(internal)?;
-            let seq = format!("{:020}", record.sequence);
-            history.insert(key(&[next.id.as_str(), &seq]).as_str(), encode(&record)?.as_slice()).map_err(internal)?;
+            super::events::record_move(txn, &next, &record)?;
             Ok(next)
         })
         .await

@@ -163,10 +163,8 @@ impl JobStore for DynamoStore {
             let changes = usage::advance(&mut jobs);
             self.refuse_impossible(&changes).await?;
             // Conditioned on the story and its plan as read: the jobs snapshot exactly this plan.
-            let mut items = vec![
-                self.put_story_item(record, &next, record.plan_version)?,
-                self.put_new(transition_item(&history)?)?,
-            ];
+            let mut items = vec![self.put_story_item(record, &next, record.plan_version)?];
+            items.extend(self.move_items(&next, &history)?);
             for job in &jobs {
                 items.push(self.job_put(job)?);
             }
@@ -191,13 +189,14 @@ impl JobStore for DynamoStore {
             let record = self.owned(&effect.owner, &effect.story).await?;
             if let Some((next, history)) = effect.apply(&record.story)? {
                 items.push(self.put_story_item(&record, &next, record.plan_version)?);
-                items.push(self.put_new(transition_item(&history)?)?);
+                items.extend(self.move_items(&next, &history)?);
                 moved = Some(next);
             }
         }
         for job in &jobs {
             items.push(self.job_put(job)?);
         }
+        items.extend(self.job_event_puts(&jobs, Utc::now())?);
         for change in &changes {
             items.push(self.usage_update(change)?);
         }
@@ -227,6 +226,19 @@ impl JobStore for DynamoStore {
                 Err(refusal) => return Ok(Err(refusal)),
             };
             next.version = current.version + 1;
+            let events = self.job_event_puts(std::slice::from_ref(&next), now)?;
+            if !events.is_empty() {
+                // The claim and its event in one transaction.
+                let mut items = vec![self.job_put(&next)?];
+                items.extend(events);
+                match self.transact(items).await? {
+                    Written::Done => return Ok(Ok(next)),
+                    Written::Raced(_) => {
+                        current = self.story_job(story, id).await?;
+                        continue;
+                    }
+                }
+            }
             let result = self
                 .client
                 .put_item()

@@ -22,6 +22,7 @@
 //! prompts), `jobs` (jobs and renders), `idempotency`, `providers`; this one holds the table's
 //! keys, item shapes and the conditioned writes they share.
 
+mod events;
 mod idempotency;
 mod jobs;
 mod plans;
@@ -477,7 +478,7 @@ impl DynamoStore {
     ) -> Result<Written> {
         let mut items = vec![self.put_story_item(record, next, record.plan_version)?];
         if let Some(h) = history {
-            items.push(self.put_new(transition_item(h)?)?);
+            items.extend(self.move_items(next, h)?);
         }
         if items.len() == 1 {
             // A single conditional Put is cheaper than a one-item transaction.
@@ -532,8 +533,8 @@ impl DynamoStore {
                 items.push(TransactWriteItem::builder().update(update).build());
             }
         }
-        if let Some(record) = &change.transition {
-            items.push(self.put_new(transition_item(record)?)?);
+        if let Some(moved) = &change.transition {
+            items.extend(self.move_items(change.story.as_ref().unwrap_or(&record.story), moved)?);
         }
         for prompt in &change.delete_prompts {
             items.push(self.delete_plain(story_pk(&prompt.story), prompt_sk(prompt))?);
