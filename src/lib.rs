@@ -11,6 +11,7 @@ use shared::config::{Backend, Config};
 use shared::runtime::Local;
 
 pub mod console;
+pub mod stream;
 
 /// The whole API: every function's routes behind the shared HTTP layer, the embedded backend's
 /// media links, and the web console.
@@ -19,7 +20,9 @@ pub fn app(local: &Local, config: &Config) -> Router {
         .merge(scenes::routes())
         .merge(prompts::routes())
         .merge(jobs::routes())
-        .merge(providers::routes());
+        .merge(providers::routes())
+        // Served here only: API Gateway HTTP APIs do not stream.
+        .route(&format!("{}{}", shared::http::API_PREFIX, stream::PATH), axum::routing::get(stream::stream));
     let api = shared::http::api(routes, local.api.clone());
     let api = match &local.media {
         // Downloads are authorised by the link's signature (as S3's presigned URLs are), not a token.

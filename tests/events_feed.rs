@@ -188,3 +188,71 @@ async fn the_sweep_forgets_events_after_seven_days_on_the_embedded_backend() {
     assert_eq!(late.events_forgotten, 1);
     assert!(all_events(&app, "alice", None).await.is_empty());
 }
+
+/// Reads server-sent events from `response` until `count` events came: their `(id, event)` lines.
+async fn read_sse(response: &mut reqwest::Response, count: usize) -> Vec<(String, String)> {
+    let mut buffer = String::new();
+    let mut events = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while events.len() < count {
+        assert!(Instant::now() < deadline, "only {events:?} within 20 s");
+        let chunk = tokio::time::timeout(Duration::from_secs(20), response.chunk()).await.unwrap().unwrap();
+        buffer.push_str(&String::from_utf8_lossy(&chunk.expect("the stream stays open")));
+        while let Some(end) = buffer.find("\n\n") {
+            let block: String = buffer.drain(..end + 2).collect();
+            let field = |name: &str| {
+                block.lines().find_map(|l| l.strip_prefix(&format!("{name}:")).map(|v| v.trim().to_owned()))
+            };
+            if let (Some(id), Some(kind)) = (field("id"), field("event")) {
+                events.push((id, kind));
+            }
+        }
+    }
+    events
+}
+
+/// `aivideo serve` streams the feed (`events/stream/`, server-sent events) and resumes after
+/// `Last-Event-ID`.
+#[tokio::test]
+async fn serve_streams_the_feed_and_resumes_after_the_last_event_id() {
+    let data = tempfile::tempdir().unwrap();
+    let server = support::Server::start(data.path(), &[]);
+    let token = support::cli_token(data.path(), "alice");
+    let mut stories = Vec::new();
+    for title in ["One", "Two", "Three"] {
+        let (status, story) = server.call(&token, reqwest::Method::POST, "/stories/", json!({"title": title})).await;
+        assert_eq!(status, 201);
+        stories.push(story["id"].as_str().unwrap().to_owned());
+    }
+    let transition = |story: String| {
+        let (server, token) = (&server, &token);
+        async move {
+            let path = format!("/stories/{story}/transition/");
+            let (status, _) = server.call(token, reqwest::Method::POST, &path, json!({"to": "PLANNING"})).await;
+            assert_eq!(status, 200);
+        }
+    };
+    transition(stories[0].clone()).await;
+    transition(stories[1].clone()).await;
+
+    let url = server.url(&format!("{API}/events/stream/"));
+    let mut first = support::client().get(&url).bearer_auth(&token).send().await.unwrap();
+    assert_eq!(first.status(), 200);
+    assert!(first.headers()["content-type"].to_str().unwrap().starts_with("text/event-stream"));
+    let seen = read_sse(&mut first, 2).await;
+    assert!(seen.iter().all(|(_, kind)| kind == "story.status_changed"), "{seen:?}");
+    // A new event arrives on the open stream.
+    transition(stories[2].clone()).await;
+    let live = read_sse(&mut first, 1).await;
+    assert!(live[0].0 > seen[1].0, "{live:?} after {seen:?}");
+    drop(first);
+
+    // Resuming after the first event: the second and the third, nothing before.
+    let mut resumed =
+        support::client().get(&url).bearer_auth(&token).header("last-event-id", &seen[0].0).send().await.unwrap();
+    let again = read_sse(&mut resumed, 2).await;
+    assert_eq!(again.iter().map(|(id, _)| id.clone()).collect::<Vec<_>>(), [seen[1].0.clone(), live[0].0.clone()]);
+
+    // Without a token: 401, as every route.
+    assert_eq!(support::client().get(&url).send().await.unwrap().status(), 401);
+}
