@@ -71,6 +71,26 @@ fn a_bad_flag_is_one_line_and_a_non_zero_exit() {
 }
 
 #[test]
+fn each_command_prints_its_own_help() {
+    for (args, says) in [
+        (vec!["serve", "--help"], "--cors-origin ORIGIN"),
+        (vec!["token", "--help"], "--ttl-hours N"),
+        (vec!["help", "openapi"], "OpenAPI 3.1 document"),
+        (vec!["--help"], "aivideo help [serve|token|openapi]"),
+    ] {
+        let out = aivideo(&args, &[]);
+        assert!(out.status.success(), "{args:?}");
+        assert!(stdout(&out).contains(says), "{args:?}: {}", stdout(&out));
+    }
+    let usage = stdout(&aivideo(&["--help"], &[]));
+    assert_ne!(stdout(&aivideo(&["serve", "--help"], &[])), usage, "serve --help is not the general usage");
+    // `aivideo openapi` prints the document the server serves.
+    let document: serde_json::Value = serde_json::from_str(&stdout(&aivideo(&["openapi"], &[]))).unwrap();
+    assert_eq!(document["openapi"], "3.1.0");
+    assert!(document["paths"]["/api/ai-video/events/"].is_object());
+}
+
+#[test]
 fn a_taken_port_is_one_line_and_a_non_zero_exit() {
     let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = taken.local_addr().unwrap().to_string();
