@@ -10,6 +10,7 @@ use shared::domain::ids::JobId;
 use shared::domain::job::Job;
 use shared::http::error::ApiResult;
 use shared::http::etag::with_etag;
+use shared::http::events::{EventQuery, event_query};
 use shared::http::jobs::{accepted, job_filter, job_view};
 use shared::http::json::JsonObject;
 use shared::http::routing::{RouteSpec, Routes, get, post};
@@ -144,9 +145,6 @@ async fn set_cap(
     Ok(axum::Json(state.jobs.set_monthly_cap(&user, cap).await?).into_response())
 }
 
-/// The longest `wait` of `events/` (the API Gateway answers within 30 s).
-const MAX_WAIT_SECONDS: u64 = 20;
-
 /// How often a waiting `events/` looks again: an event is answered within this of its write.
 const WAIT_STEP: std::time::Duration = std::time::Duration::from_millis(50);
 
@@ -159,52 +157,16 @@ async fn events(
     OriginalUri(uri): OriginalUri,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    use shared::domain::events::EventType;
     let query = QueryParams::from_uri(&uri);
     let mut errors = FieldErrors::new();
-    let mut filter = shared::ports::EventFilter::default();
-    for raw in query.get_all("type").iter().flat_map(|v| v.split(',')).map(str::trim).filter(|t| !t.is_empty()) {
-        match EventType::parse(raw) {
-            Ok(t) => filter.types.push(t),
-            Err(m) => errors.add("type", m),
-        }
-    }
-    if let Some(raw) = query.get("story").filter(|s| !s.is_empty()) {
-        match shared::domain::ids::StoryId::parse(raw) {
-            Some(id) => filter.story = Some(id),
-            None => errors.add("story", "Must be a valid story id."),
-        }
-    }
-    let after = match query.get("after").filter(|s| !s.is_empty()) {
-        Some(raw) if raw.len() == 26 && raw.bytes().all(|b| b.is_ascii_alphanumeric()) => {
-            Some(raw.to_ascii_uppercase())
-        }
-        Some(_) => {
-            errors.add("after", "Must be an event id.");
-            None
-        }
-        None => None,
-    };
-    let wait = match query.get("wait").filter(|s| !s.is_empty()) {
-        Some(raw) => match raw.parse::<u64>().ok().filter(|w| *w <= MAX_WAIT_SECONDS) {
-            Some(w) => w,
-            None => {
-                errors.add(
-                    "wait",
-                    format!("Ensure this value is a whole number of seconds from 0 to {MAX_WAIT_SECONDS}."),
-                );
-                0
-            }
-        },
-        None => 0,
-    };
+    let EventQuery { filter, after, wait } = event_query(&query, &mut errors);
     let orderings = [("created_at", false)];
     let (listing, _) = Listing::parse(&query, &state.cursors, &caller.user, "events".into(), &orderings, errors)?;
     let mut page = listing.page.clone();
     if page.position.is_none() {
         page.position = after;
     }
-    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(wait);
+    let deadline = tokio::time::Instant::now() + wait;
     loop {
         let found = state.events.events(&caller.user, &filter, &page).await?;
         if !found.items.is_empty() || tokio::time::Instant::now() >= deadline {

@@ -6,6 +6,7 @@ pub mod auth;
 pub mod cors;
 pub mod error;
 pub mod etag;
+pub mod events;
 pub mod hosts;
 pub mod idempotency;
 pub mod jobs;
