@@ -55,14 +55,18 @@ impl DynamoStore {
 #[async_trait]
 impl crate::ports::EventStore for DynamoStore {
     async fn events(&self, owner: &UserId, filter: &EventFilter, page: &PageRequest) -> Result<Page<Event>> {
-        let query = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .key_condition_expression("PK = :pk AND begins_with(SK, :event)")
-            .expression_attribute_values(":pk", s(events_pk(owner)))
-            .expression_attribute_values(":event", s("EVENT#"))
-            .consistent_read(true);
+        let query = self.client.query().table_name(&self.table).expression_attribute_values(":pk", s(events_pk(owner)));
+        // Reading forward from a position (`after`, a long poll, the next page) reads only what
+        // lies past it: a waiting request looks again every 50 ms and finds little or nothing.
+        let query = match (&page.position, page.scan_descending()) {
+            (Some(position), false) => query
+                .key_condition_expression("PK = :pk AND SK > :after")
+                .expression_attribute_values(":after", s(format!("EVENT#{position}"))),
+            _ => query
+                .key_condition_expression("PK = :pk AND begins_with(SK, :event)")
+                .expression_attribute_values(":event", s("EVENT#")),
+        }
+        .consistent_read(true);
         let items: Vec<Event> = self.query_all(query).await?;
         let now = Utc::now();
         // TTL deletes within days, not at once: what has expired is not shown.
