@@ -307,6 +307,14 @@ function mediaPath(url) {
 
 const KEY_BASE = 'aivideo.console.apiBase';
 const KEY_TOKEN = 'aivideo.console.token';
+/** The API base the stored token was given to: it is never sent to any other (a link with
+ * `?api=` naming another host must not receive it). */
+const KEY_TOKEN_BASE = 'aivideo.console.tokenBase';
+
+/** The stored token, if it was stored for `base`. @param {string} base */
+function tokenFor(base) {
+  return readStorage(sessionStorage, KEY_TOKEN_BASE) === base ? readStorage(sessionStorage, KEY_TOKEN) : null;
+}
 
 /**
  * @param {Storage} storage
@@ -360,7 +368,7 @@ const state = {
   base: initial.base,
   baseSource: initial.source,
   /** @type {ApiClient} */
-  client: new Client(initial.base, readStorage(sessionStorage, KEY_TOKEN)),
+  client: new Client(initial.base, tokenFor(initial.base)),
   /** Where to go after signing in. */
   afterSignIn: '#/stories',
 };
@@ -369,6 +377,7 @@ const state = {
 function setToken(token) {
   state.client.token = token;
   writeStorage(sessionStorage, KEY_TOKEN, token);
+  writeStorage(sessionStorage, KEY_TOKEN_BASE, token === null ? null : state.base);
   renderWho();
 }
 
@@ -756,7 +765,8 @@ function saveBase(base) {
   const chosen = chooseBase();
   state.base = chosen.base;
   state.baseSource = chosen.source;
-  state.client = new Client(chosen.base, state.client.token);
+  // A token goes only to the API it was given for: another base means signing in there.
+  state.client = new Client(chosen.base, tokenFor(chosen.base));
   renderWho();
   notify(`API base URL: ${state.base}`);
   void route();

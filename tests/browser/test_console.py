@@ -361,6 +361,28 @@ def test_retry_after_network_error_reuses_the_idempotency_key(server: Server, ne
     watch.assert_no_script_errors()
 
 
+def test_a_token_is_never_sent_to_an_api_a_link_names(server: Server, new_page) -> None:
+    """Signed in, then a link in the same tab names another API (`?api=`): the token stays with the
+    API it was given for, and the console asks to sign in there instead."""
+    token = server.token("hana")
+    page, watch = new_page(1280, 800)
+    page.goto(server.origin + "/console/#/signin")
+    page.get_by_label("Bearer token").fill(token)
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("heading", name="Stories", level=2)).to_be_visible()
+    # Another API on loopback that nobody answers: only where the token would go matters.
+    elsewhere = "http://127.0.0.1:9/api/ai-video"
+    sent: list[str] = []
+    page.on("request", lambda r: r.url.startswith("http://127.0.0.1:9/") and sent.append(r.headers.get("authorization") or ""))
+    page.goto(server.origin + "/console/?api=" + elsewhere + "#/stories")
+    expect(page.get_by_label("Bearer token")).to_be_visible()
+    assert all(not h for h in sent), sent
+    # Back on its own API, the token is there again.
+    page.goto(server.origin + "/console/#/stories")
+    expect(page.get_by_role("heading", name="Stories", level=2)).to_be_visible()
+    watch.assert_no_script_errors()
+
+
 # ---- b) cross-origin ----------------------------------------------------------------------------
 
 
@@ -429,13 +451,14 @@ def test_cross_origin_console(cross_origin, new_page) -> None:
     page2.get_by_label("User name").fill("frank")
     page2.get_by_role("button", name="Get a local token").click()
     expect(alert).to_contain_text("Network error")
-    # Even with a token in place, the list shows nothing from the API.
+    # Even with a token in place (stored for that API), the list shows nothing from the API.
     page2.evaluate(
-        """t => {
+        """([t, base]) => {
             sessionStorage.setItem('aivideo.console.token', t);
+            sessionStorage.setItem('aivideo.console.tokenBase', base);
             history.replaceState(null, '', location.pathname + location.search + '#/stories');
         }""",
-        token,
+        [token, api.api.rstrip("/")],
     )
     page2.reload()
     expect(page2.get_by_role("heading", name="Stories", level=2)).to_be_visible()
