@@ -421,6 +421,15 @@ def test_cross_origin_console(cross_origin, new_page) -> None:
     page.get_by_label("Move to").select_option("PLANNED")
     page.get_by_role("button", name="Move", exact=True).click()
     expect(page.locator("#story-status")).to_contain_text("Planned")
+    # The whole flow from the other origin: preview (POSTs with Idempotency-Key, the jobs polled),
+    # played; the final, played.
+    page.get_by_role("button", name="Start preview").click()
+    expect(page.locator("#story-status")).to_contain_text("Preview ready", timeout=RENDER_TIMEOUT_MS)
+    play_and_watch(page, "#preview-video", 0.3)
+    page.get_by_role("button", name="Render final video").click()
+    expect(page.locator("#story-status")).to_contain_text("Completed", timeout=RENDER_TIMEOUT_MS)
+    assert play_and_watch(page, "#final-video", 0.5) > 0.5
+    page.evaluate("document.querySelector('#final-video').pause()")
     page.get_by_role("navigation", name="Main").get_by_role("link", name="Stories").click()
     expect(page.locator(".story-list li")).to_have_count(1)
     expect(page.locator(".story-list li")).to_contain_text("Made across origins")
