@@ -443,6 +443,117 @@ pub trait EventStore: Send + Sync {
 
     /// Forgets events created before `before` (where the store has no TTL of its own); how many.
     async fn forget_events_before(&self, before: DateTime<Utc>) -> Result<usize>;
+
+    /// How far out of id order events may be committed: a reader resuming from a position looks
+    /// this far back (zero where ids are issued in commit order, as on the embedded store).
+    fn reorder_window(&self) -> std::time::Duration {
+        std::time::Duration::ZERO
+    }
+}
+
+/// Webhook endpoints, their deliveries and the delivery log (SPEC §8.6). Every write that
+/// changes a delivery is conditioned on the version read, so two attempts of one delivery cannot
+/// both record; an attempt's outcome is one atomic write.
+#[async_trait]
+pub trait WebhookStore: Send + Sync {
+    /// Registers `webhook`, refusing (409) an owner who already has `max` endpoints.
+    async fn create_webhook(&self, webhook: &crate::domain::webhooks::Webhook, max: usize) -> Result<()>;
+
+    /// `owner`'s endpoint (not found for anyone else's).
+    async fn webhook(&self, owner: &UserId, id: &crate::domain::ids::WebhookId)
+    -> Result<crate::domain::webhooks::Webhook>;
+
+    /// `owner`'s endpoints.
+    async fn owner_webhooks(&self, owner: &UserId) -> Result<Vec<crate::domain::webhooks::Webhook>>;
+
+    /// Every active endpoint (what the fan-out runs over).
+    async fn active_webhooks(&self) -> Result<Vec<crate::domain::webhooks::Webhook>>;
+
+    /// Writes `webhook` if it is still at `expected_version` (else `VersionMismatch`).
+    async fn save_webhook(&self, webhook: &crate::domain::webhooks::Webhook, expected_version: u64) -> Result<()>;
+
+    /// Deletes `owner`'s endpoint with its deliveries and log.
+    async fn delete_webhook(&self, owner: &UserId, id: &crate::domain::ids::WebhookId) -> Result<()>;
+
+    /// Stores the deliveries not stored yet (one per endpoint and event, whoever adds it first);
+    /// returns the ones that still wait for a first attempt (the new ones, and any a crash kept
+    /// from being sent).
+    async fn add_deliveries(
+        &self,
+        deliveries: Vec<crate::domain::webhooks::WebhookDelivery>,
+    ) -> Result<Vec<crate::domain::webhooks::WebhookDelivery>>;
+
+    /// One delivery.
+    async fn delivery(
+        &self,
+        key: &crate::domain::webhooks::DeliveryKey,
+    ) -> Result<crate::domain::webhooks::WebhookDelivery>;
+
+    /// Writes `delivery` if it is still at `expected_version` (else `VersionMismatch`).
+    async fn save_delivery(
+        &self,
+        delivery: &crate::domain::webhooks::WebhookDelivery,
+        expected_version: u64,
+    ) -> Result<()>;
+
+    /// Records a finished attempt in one write: the delivery (conditioned on the claimed copy's
+    /// version), the endpoint (conditioned on the version it was read at), the log entry and the
+    /// `webhook.disabled` event if the attempt disabled it.
+    async fn finish_attempt(
+        &self,
+        outcome: crate::domain::webhooks::AttemptOutcome,
+        webhook_version: u64,
+    ) -> Result<()>;
+
+    /// A page of an endpoint's log, newest first unless the page says otherwise.
+    async fn attempts(
+        &self,
+        webhook: &crate::domain::ids::WebhookId,
+        page: &PageRequest,
+    ) -> Result<Page<crate::domain::webhooks::DeliveryAttempt>>;
+
+    /// One log entry.
+    async fn attempt(
+        &self,
+        webhook: &crate::domain::ids::WebhookId,
+        id: &str,
+    ) -> Result<crate::domain::webhooks::DeliveryAttempt>;
+}
+
+/// One delivery received from the webhook queue, with what settles it.
+#[derive(Debug, Clone)]
+pub struct QueuedDelivery {
+    /// Which delivery.
+    pub key: crate::domain::webhooks::DeliveryKey,
+    /// The queue's own message, when it has one (SQS), to settle.
+    pub message: Option<Delivery>,
+}
+
+/// The webhook deliveries' queue (SQS on AWS: its own queue; on the embedded store the pending
+/// deliveries themselves, by due time).
+#[async_trait]
+pub trait WebhookQueue: Send + Sync {
+    /// Asks for an attempt of `key` after `delay`.
+    async fn send(&self, key: &crate::domain::webhooks::DeliveryKey, delay: std::time::Duration) -> Result<()>;
+
+    /// Up to `max` deliveries that are due, each hidden from other consumers for `visibility`.
+    async fn receive(&self, max: u32, visibility: std::time::Duration) -> Result<Vec<QueuedDelivery>>;
+
+    /// Done with one (deleted), or to be looked at again after a while.
+    async fn settle(&self, delivery: &QueuedDelivery, outcome: Handled) -> Result<()>;
+}
+
+/// The outbound side of webhooks: checks a target and POSTs a delivery to it.
+#[async_trait]
+pub trait WebhookSender: Send + Sync {
+    /// Whether `url` may be delivered to now: its form and every address its host resolves to
+    /// (SPEC §8.6: the download policy's). The reason, phrased for the `url` field, if not.
+    async fn check(&self, url: &str) -> std::result::Result<(), String>;
+
+    /// POSTs `body` with `headers` to `url` (checked again, connected to the checked address, no
+    /// redirects followed) and reports what came back.
+    async fn send(&self, url: &str, headers: &[(String, String)], body: &str)
+    -> crate::domain::webhooks::AttemptResult;
 }
 
 /// The spend counters (SPEC §8.7). The writes that start and end paid jobs change them in their

@@ -10,3 +10,5 @@ pub mod llm;
 pub mod local_provider;
 #[cfg(feature = "render")]
 pub mod providers;
+pub mod public_address;
+pub mod webhook_sender;

@@ -37,10 +37,16 @@ pub enum EventType {
     /// A paid start was refused by a limit (`{limit, estimate_usd, remaining_usd}`).
     #[serde(rename = "budget.exceeded")]
     BudgetExceeded,
+    /// A webhook endpoint was disabled after failing too often (`{webhook, reason}`).
+    #[serde(rename = "webhook.disabled")]
+    WebhookDisabled,
+    /// A test delivery asked for with `ping/`, sent to that endpoint only and never listed.
+    #[serde(rename = "webhook.ping")]
+    WebhookPing,
 }
 
 impl EventType {
-    /// Every type.
+    /// Every type the feed lists (and webhooks subscribe to); `webhook.ping` is not one.
     pub const ALL: &'static [EventType] = &[
         EventType::StoryStatusChanged,
         EventType::JobStatusChanged,
@@ -48,6 +54,7 @@ impl EventType {
         EventType::RenderFinished,
         EventType::RenderFailed,
         EventType::BudgetExceeded,
+        EventType::WebhookDisabled,
     ];
 
     /// The API's name.
@@ -59,6 +66,8 @@ impl EventType {
             EventType::RenderFinished => "render.finished",
             EventType::RenderFailed => "render.failed",
             EventType::BudgetExceeded => "budget.exceeded",
+            EventType::WebhookDisabled => "webhook.disabled",
+            EventType::WebhookPing => "webhook.ping",
         }
     }
 

@@ -73,6 +73,10 @@ ulid_id!(
     /// Identifies a job.
     JobId
 );
+ulid_id!(
+    /// Identifies a webhook endpoint.
+    WebhookId
+);
 
 /// The owner of a story: the JWT `sub` of the caller who created it.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -20,3 +20,4 @@ pub mod story;
 pub mod transition;
 pub mod usage;
 pub mod values;
+pub mod webhooks;

@@ -6,6 +6,7 @@ mod providers;
 mod renders;
 mod stories;
 mod sweep;
+mod webhooks;
 #[cfg(feature = "render")]
 mod worker;
 
@@ -15,5 +16,6 @@ pub use providers::{ProviderEdit, ProviderService};
 pub use renders::{fail_render, failure_reason};
 pub use stories::StoryService;
 pub use sweep::{SweepReport, Sweeper};
+pub use webhooks::{WebhookDraft, WebhookPatch, WebhookService, WebhookSettings, read_webhook_fields};
 #[cfg(feature = "render")]
 pub use worker::{Worker, WorkerSettings};

@@ -10,6 +10,7 @@ mod recovery;
 mod secrets;
 mod store;
 mod usage;
+mod webhooks;
 
 pub use media::{LocalMedia, valid_key};
 pub use queue::{EmbeddedQueue, MAX_RECEIVES};

@@ -127,6 +127,10 @@ impl EmbeddedStore {
             super::usage::USER_CAPS,
             super::events::EVENTS,
             super::events::EVENT_CLOCK,
+            super::webhooks::WEBHOOKS,
+            super::webhooks::WEBHOOK_DELIVERIES,
+            super::webhooks::WEBHOOK_DUE,
+            super::webhooks::WEBHOOK_ATTEMPTS,
         ];
         // Create every table once, so readers never meet a missing table — only when one is
         // missing: a cold start on an existing data dir reads, it does not write (and fsync).

@@ -5,7 +5,9 @@
 //! (DNS rebinding). Redirects are followed by hand, a few at most, each hop checked the same way.
 //! The body is streamed to a file under a size cap, and only video (or plain binary) is accepted.
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::{IpAddr, SocketAddr};
+
+use crate::adapters::public_address::Refusal;
 use std::path::Path;
 use std::time::Duration;
 
@@ -50,44 +52,7 @@ fn refused(message: impl Into<String>) -> ProviderError {
     ProviderError::permanent("unsafe_download", message)
 }
 
-/// Whether an address may never be contacted: anything that is not the public internet.
-pub fn forbidden_ip(ip: IpAddr) -> bool {
-    match ip {
-        IpAddr::V4(v4) => forbidden_v4(v4),
-        IpAddr::V6(v6) => {
-            if let Some(v4) = v6.to_ipv4_mapped() {
-                return forbidden_v4(v4);
-            }
-            let s = v6.segments();
-            v6.is_loopback()
-                || v6.is_unspecified()
-                || v6.is_multicast()
-                || (s[0] & 0xfe00) == 0xfc00 // unique local (fc00::/7, includes AWS's fd00:ec2::254)
-                || (s[0] & 0xffc0) == 0xfe80 // link-local
-                || (s[0] & 0xffc0) == 0xfec0 // site-local (deprecated)
-                || (s[0] == 0x2001 && s[1] == 0x0db8) // documentation
-                || (s[0] == 0x0064 && s[1] == 0xff9b) // NAT64 (embeds IPv4)
-                || (s[0] == 0x2002) // 6to4 (embeds IPv4)
-                || (s[0] == 0 && s[1] == 0 && s[2] == 0 && s[3] == 0 && s[4] == 0 && s[5] == 0) // IPv4-compatible
-        }
-    }
-}
-
-fn forbidden_v4(ip: Ipv4Addr) -> bool {
-    let [a, b, ..] = ip.octets();
-    ip.is_private()
-        || ip.is_loopback()
-        || ip.is_link_local() // 169.254.0.0/16, the metadata service included
-        || ip.is_unspecified()
-        || ip.is_broadcast()
-        || ip.is_multicast()
-        || ip.is_documentation()
-        || a == 0
-        || (a == 100 && (64..128).contains(&b)) // shared address space (carrier NAT)
-        || (a == 192 && b == 0 && ip.octets()[2] == 0) // IETF protocol assignments
-        || (a == 198 && (b == 18 || b == 19)) // benchmarking
-        || a >= 240 // reserved
-}
+pub use crate::adapters::public_address::forbidden_ip;
 
 fn host_allowed(host: &str, allowed: &[String]) -> bool {
     let host = host.trim_end_matches('.').to_ascii_lowercase();
@@ -111,27 +76,16 @@ async fn vet(url: &reqwest::Url, policy: &DownloadPolicy) -> Result<SocketAddr, 
         return Err(refused(format!("{host} is not one of the provider's hosts.")));
     }
     let port = url.port_or_known_default().unwrap_or(443);
-    let literal = host.trim_start_matches('[').trim_end_matches(']');
-    let addresses: Vec<SocketAddr> = match literal.parse::<IpAddr>() {
-        Ok(ip) => vec![SocketAddr::new(ip, port)],
-        Err(_) => tokio::net::lookup_host((literal, port))
-            .await
-            .map_err(|e| ProviderError::retryable(format!("{host} could not be resolved: {e}")))?
-            .collect(),
-    };
-    if addresses.is_empty() {
-        return Err(ProviderError::retryable(format!("{host} resolved to no address.")));
-    }
-    for address in &addresses {
-        let loopback_ok = policy.allow_loopback_http && address.ip().is_loopback();
-        if forbidden_ip(address.ip()) && !loopback_ok {
-            return Err(refused(format!("{host} resolves to {}, which is not a public address.", address.ip())));
-        }
-    }
-    if plain_http && !addresses.iter().all(|a| a.ip().is_loopback()) {
+    let address = crate::adapters::public_address::resolve_public(host, port, policy.allow_loopback_http)
+        .await
+        .map_err(|refusal| match refusal {
+            Refusal::Unresolved(m) => ProviderError::retryable(m),
+            Refusal::Forbidden(m) => refused(m),
+        })?;
+    if plain_http && !address.ip().is_loopback() {
         return Err(refused("Plain http is allowed for loopback test servers only."));
     }
-    Ok(addresses[0])
+    Ok(address)
 }
 
 fn acceptable_type(content_type: Option<&str>) -> bool {
