@@ -242,14 +242,24 @@ pub async fn serve(config: &Config, addr: SocketAddr) -> Result<(), String> {
             })
             .await;
     });
+    // And the webhook dispatcher, as the webhooks Lambda's queue and stream would run it.
+    let (stop_webhooks, webhooks_stopped) = tokio::sync::oneshot::channel::<()>();
+    let dispatcher = tokio::spawn(shared::runtime::dispatch(local.api.webhooks.clone(), WEBHOOK_ROUND, async {
+        let _ = webhooks_stopped.await;
+    }));
     let served = axum::serve(listener, app(&local, &config))
         .with_graceful_shutdown(shared::runtime::shutdown_signal())
         .await
         .map_err(|e| format!("server stopped: {e}"));
     let _ = stop_worker.send(());
+    let _ = stop_webhooks.send(());
     let _ = worker.await;
+    let _ = dispatcher.await;
     served
 }
+
+/// How often `serve` looks for new events to deliver and deliveries that are due.
+const WEBHOOK_ROUND: Duration = Duration::from_millis(200);
 
 fn one_line(e: &shared::Error) -> String {
     match e {

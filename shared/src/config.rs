@@ -98,6 +98,26 @@ pub struct Config {
     /// `AIVIDEO_MONTHLY_CAP_USD`: every user's monthly spending cap unless an admin set their own
     /// (SPEC §8.7); unset: no cap.
     pub monthly_cap_usd: Option<f64>,
+    /// Webhook deliveries' pacing (SPEC §8.6).
+    pub webhooks: WebhookTuning,
+}
+
+/// How webhook deliveries are paced.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct WebhookTuning {
+    /// `AIVIDEO_WEBHOOK_RETRY_SCALE` (default 1): multiplies the retry schedule (5 s, 5 min, 30 min,
+    /// 2 h, 5 h, 10 h, 10 h); tests and staging shrink it.
+    pub retry_scale: f64,
+    /// How long a receiver has to answer (10 s, as the spec says; tests shorten it, no variable does).
+    pub timeout_ms: u64,
+    /// Tests only, never read from the environment: deliveries to plain-http loopback receivers.
+    pub allow_loopback: bool,
+}
+
+impl Default for WebhookTuning {
+    fn default() -> Self {
+        Self { retry_scale: 1.0, timeout_ms: 10_000, allow_loopback: false }
+    }
 }
 
 /// The worker's pacing.
@@ -148,6 +168,7 @@ impl Default for Config {
             allowed_hosts: Vec::new(),
             cors_origins: Vec::new(),
             monthly_cap_usd: None,
+            webhooks: WebhookTuning::default(),
         }
     }
 }
@@ -220,7 +241,14 @@ impl Config {
                     );
                 }
             },
+            webhook_queue_url: lookup("AIVIDEO_WEBHOOK_QUEUE_URL"),
         };
+        if let Some(raw) = lookup("AIVIDEO_WEBHOOK_RETRY_SCALE") {
+            config.webhooks.retry_scale =
+                raw.parse::<f64>().ok().filter(|s| s.is_finite() && *s > 0.0 && *s <= 10.0).ok_or_else(|| {
+                    format!("AIVIDEO_WEBHOOK_RETRY_SCALE: {raw:?} is not a factor greater than 0 and at most 10")
+                })?;
+        }
         config.allowed_hosts = lookup("AIVIDEO_ALLOWED_HOSTS")
             .map(|raw| raw.split(',').map(str::trim).filter(|h| !h.is_empty()).map(str::to_owned).collect())
             .unwrap_or_default();

@@ -460,8 +460,11 @@ pub trait WebhookStore: Send + Sync {
     async fn create_webhook(&self, webhook: &crate::domain::webhooks::Webhook, max: usize) -> Result<()>;
 
     /// `owner`'s endpoint (not found for anyone else's).
-    async fn webhook(&self, owner: &UserId, id: &crate::domain::ids::WebhookId)
-    -> Result<crate::domain::webhooks::Webhook>;
+    async fn webhook(
+        &self,
+        owner: &UserId,
+        id: &crate::domain::ids::WebhookId,
+    ) -> Result<crate::domain::webhooks::Webhook>;
 
     /// `owner`'s endpoints.
     async fn owner_webhooks(&self, owner: &UserId) -> Result<Vec<crate::domain::webhooks::Webhook>>;

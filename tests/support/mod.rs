@@ -100,6 +100,7 @@ pub fn fresh_aws_names() -> shared::adapters::aws::AwsNames {
         bucket: format!("b-{tag}"),
         jwt_secret: format!("s-{tag}"),
         queue_urls: None,
+        webhook_queue_url: None,
     }
 }
 

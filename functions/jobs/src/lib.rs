@@ -1,6 +1,8 @@
 //! The Jobs Lambda: the owner's jobs, one job, retry, cancel and figures (SPEC §5, Jobs group),
 //! what they spend against the monthly cap (`usage/`, SPEC §8.7), and the event feed (`events/`,
-//! SPEC §8.5).
+//! SPEC §8.5), and webhooks (`webhooks/`, SPEC §8.6).
+
+mod webhooks;
 
 use axum::Router;
 use axum::extract::{OriginalUri, Path, State};
@@ -29,6 +31,11 @@ fn declared() -> Routes {
         .at("/usage/", get(my_usage))
         .at("/events/", get(events))
         .at("/usage/{user}/", get(user_usage).put(set_cap))
+        .at("/webhooks/", get(webhooks::list).post(webhooks::create))
+        .at("/webhooks/{id}/", get(webhooks::retrieve).patch(webhooks::update).delete(webhooks::destroy))
+        .at("/webhooks/{id}/deliveries/", get(webhooks::deliveries))
+        .at("/webhooks/{id}/deliveries/{delivery_id}/redeliver/", post(webhooks::redeliver))
+        .at("/webhooks/{id}/ping/", post(webhooks::ping))
 }
 
 /// The Jobs routes.

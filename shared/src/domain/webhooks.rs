@@ -481,7 +481,10 @@ mod tests {
             }
             waits.push((out.delivery.next_attempt_at - now).num_seconds());
             now = out.delivery.next_attempt_at;
-            assert_eq!(out.delivery.claim(now - chrono::Duration::seconds(1), Duration::from_secs(30)).err().map(|_| ()), Some(()));
+            assert_eq!(
+                out.delivery.claim(now - chrono::Duration::seconds(1), Duration::from_secs(30)).err().map(|_| ()),
+                Some(())
+            );
             d = out.delivery.claim(now, Duration::from_secs(30)).unwrap();
         }
         assert_eq!(waits, [5, 300, 1800, 7200, 18000, 36000, 36000]);
@@ -521,7 +524,14 @@ mod tests {
         let held = delivery(&webhook).claim(at(1), Duration::from_secs(30)).unwrap();
         assert_eq!(held.claim(at(2), Duration::from_secs(30)), Err(NotNow::Wait(Duration::from_secs(29))));
         assert!(held.claim(at(31), Duration::from_secs(30)).is_ok());
-        let done = after_attempt(&held, &webhook, &AttemptResult { status_code: Some(200), ..Default::default() }, "A".into(), at(2), 1.0);
+        let done = after_attempt(
+            &held,
+            &webhook,
+            &AttemptResult { status_code: Some(200), ..Default::default() },
+            "A".into(),
+            at(2),
+            1.0,
+        );
         assert_eq!(done.delivery.claim(at(40), Duration::from_secs(30)), Err(NotNow::Finished));
         let again = done.delivery.restarted(at(50));
         assert!(again.claim(at(50), Duration::from_secs(30)).is_ok());
@@ -549,7 +559,9 @@ mod tests {
     #[test]
     fn urls_must_be_https_with_a_host_and_no_credentials() {
         assert!(check_url_form("https://example.com/h?x=1", false).is_ok());
-        for bad in ["http://example.com/", "ftp://x/", "https://u:p@example.com/", "not a url", "https://", "https://e.com/#f"] {
+        for bad in
+            ["http://example.com/", "ftp://x/", "https://u:p@example.com/", "not a url", "https://", "https://e.com/#f"]
+        {
             assert!(check_url_form(bad, false).is_err(), "{bad}");
         }
         assert!(check_url_form("http://127.0.0.1:9/", true).is_ok());

@@ -68,6 +68,8 @@ pub struct AppState {
     pub cors: Arc<cors::CorsOrigins>,
     /// The event feed.
     pub events: Arc<dyn crate::ports::EventStore>,
+    /// Webhook endpoints and their log (SPEC §8.6).
+    pub webhooks: crate::services::WebhookService,
 }
 
 /// How long a download link handed to an owner works.

@@ -67,6 +67,50 @@ pub fn event(e: &crate::domain::events::Event) -> Value {
     })
 }
 
+/// A webhook endpoint; `with_secret` only in the answer that creates it.
+pub fn webhook(w: &crate::domain::webhooks::Webhook, with_secret: bool) -> Value {
+    let mut view = json!({
+        "id": w.id,
+        "url": w.url,
+        "event_types": w.event_types.iter().map(|t| t.as_str()).collect::<Vec<_>>(),
+        "description": w.description,
+        "is_active": w.is_active,
+        "created_at": w.created_at,
+        "consecutive_failures": w.consecutive_failures,
+        "disabled_reason": w.disabled_reason,
+    });
+    if with_secret && let Some(object) = view.as_object_mut() {
+        object.insert("secret".into(), json!(w.secret));
+    }
+    view
+}
+
+/// One entry of a webhook's delivery log.
+pub fn delivery_attempt(a: &crate::domain::webhooks::DeliveryAttempt) -> Value {
+    json!({
+        "id": a.id,
+        "event": a.event,
+        "event_type": a.event_type.as_str(),
+        "attempt": a.attempt,
+        "status_code": a.status_code,
+        "duration_ms": a.duration_ms,
+        "response_excerpt": a.response_excerpt,
+        "error": a.error,
+        "created_at": a.created_at,
+    })
+}
+
+/// A delivery on its way (the answer of `redeliver/` and `ping/`).
+pub fn webhook_delivery(d: &crate::domain::webhooks::WebhookDelivery) -> Value {
+    json!({
+        "webhook": d.webhook,
+        "event": event(&d.event),
+        "state": d.state,
+        "attempts": d.attempts,
+        "next_attempt_at": d.next_attempt_at,
+    })
+}
+
 /// One history record.
 pub fn transition(t: &StoryStateTransition) -> Value {
     json!({

@@ -32,6 +32,7 @@ pub fn api(config: &Config, backend: &Backend) -> Result<AppState> {
         .clone()
         .map(|llm| Arc::new(LazyChatCompletionsWriter::new(llm, backend.secrets.clone())) as Arc<dyn PromptWriter>);
     let providers = ProviderService::new(backend.providers.clone());
+    let webhooks = super::webhooks(config, backend, ids.clone());
     Ok(AppState {
         stories: StoryService::new(backend.stories.clone(), clock.clone(), ids.clone()),
         plans: PlanService::new(backend.plans.clone(), clock.clone(), ids.clone(), llm),
@@ -58,5 +59,6 @@ pub fn api(config: &Config, backend: &Backend) -> Result<AppState> {
         hosts: Arc::new(crate::http::hosts::AllowedHosts::new(&config.allowed_hosts, config.addr)),
         cors: Arc::new(crate::http::cors::CorsOrigins::new(config.cors_origins.clone())),
         events: backend.events.clone(),
+        webhooks,
     })
 }

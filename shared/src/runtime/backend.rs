@@ -48,6 +48,10 @@ pub struct Backend {
     pub usage: Arc<dyn crate::ports::UsageStore>,
     /// The event feed (SPEC §8.5).
     pub events: Arc<dyn crate::ports::EventStore>,
+    /// Webhook endpoints, deliveries and their log (SPEC §8.6).
+    pub webhooks: Arc<dyn crate::ports::WebhookStore>,
+    /// The webhook deliveries' queue.
+    pub webhook_queue: Arc<dyn crate::ports::WebhookQueue>,
     /// Secrets by name.
     pub secrets: Arc<dyn SecretSource>,
     /// Where rendered media lives.
@@ -106,7 +110,9 @@ fn open_embedded(config: &Config, clock: Arc<dyn Clock>) -> Result<Backend> {
         providers: store.clone(),
         submit_budget: store.clone(),
         usage: store.clone(),
-        events: store,
+        events: store.clone(),
+        webhooks: store.clone(),
+        webhook_queue: store,
         secrets: Arc::new(LocalSecrets::new(&config.data_dir)),
         media: local_media.clone(),
         local_media: Some(local_media),
@@ -169,7 +175,13 @@ async fn open_aws_backend_on(
         providers: store.clone(),
         submit_budget: store.clone(),
         usage: store.clone(),
-        events: store,
+        events: store.clone(),
+        webhooks: store,
+        webhook_queue: Arc::new(crate::adapters::aws::SqsWebhookQueue::new(
+            clients.sqs.clone(),
+            config.aws.webhook_queue_url.clone(),
+            format!("{}-webhooks", config.aws.queue_prefix),
+        )),
         secrets,
         media: Arc::new(S3Media::with_clock(clients.s3.clone(), config.aws.bucket.clone(), clock.clone())),
         local_media: None,

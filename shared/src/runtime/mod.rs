@@ -8,6 +8,7 @@ mod api;
 mod backend;
 #[cfg(feature = "render")]
 mod local;
+mod webhooks;
 #[cfg(feature = "render")]
 mod worker;
 
@@ -17,6 +18,7 @@ pub use api::{api, build_api};
 pub use backend::{Backend, Role, open_aws_backend, open_backend};
 #[cfg(feature = "render")]
 pub use local::{Local, build_local, build_local_on_aws};
+pub use webhooks::{build_webhooks, dispatch, webhooks};
 #[cfg(feature = "render")]
 pub use worker::{JobConsumer, build_worker, worker};
 

@@ -290,6 +290,19 @@ impl WebhookService {
         Ok(attempts)
     }
 
+    /// [`Self::attempt`] for a message the Lambda event source mapping handed over: one that must
+    /// wait is hidden until its next attempt (and left in the queue); a done one is left to the
+    /// mapping to delete.
+    pub async fn attempt_message(&self, queued: &crate::ports::QueuedDelivery) -> Handled {
+        let outcome = self.attempt(&queued.key).await;
+        if let Handled::Failed { .. } = outcome
+            && let Err(e) = self.queue.settle(queued, outcome).await
+        {
+            tracing::warn!(error = %e, "could not delay a webhook message; it comes back after its visibility timeout");
+        }
+        outcome
+    }
+
     /// Makes one attempt of a delivery if it is due: claim it, sign and POST it, record what
     /// happened (one write). What the queue should do with its message.
     pub async fn attempt(&self, key: &DeliveryKey) -> Handled {
@@ -358,7 +371,10 @@ impl WebhookService {
                 Ok(()) => {
                     return Ok(match next {
                         Some(at) => Handled::Failed {
-                            retry_after: (at - self.clock.now()).to_std().unwrap_or_default().max(Duration::from_millis(1)),
+                            retry_after: (at - self.clock.now())
+                                .to_std()
+                                .unwrap_or_default()
+                                .max(Duration::from_millis(1)),
                         },
                         None => Handled::Done,
                     });
@@ -383,7 +399,10 @@ impl WebhookService {
 }
 
 fn disabled() -> Error {
-    Error::Conflict { detail: "The webhook is disabled; enable it first (is_active: true).".into(), current_status: None }
+    Error::Conflict {
+        detail: "The webhook is disabled; enable it first (is_active: true).".into(),
+        current_status: None,
+    }
 }
 
 /// Reads an endpoint's fields from a request body (`url`, `event_types`, `description`,

@@ -20,7 +20,7 @@ use aws_smithy_types::config_bag::ConfigBag;
 pub use dynamo::{DynamoStore, GSI1, GSI2, GSI3, GSI4};
 pub use errors::{aws_error, is_transient_code};
 pub use media::S3Media;
-pub use queue::SqsQueue;
+pub use queue::{SqsQueue, SqsWebhookQueue};
 pub use resources::{AwsNames, QueueUrls, create_resources, queue_urls};
 pub use secrets::SecretsManagerSource;
 

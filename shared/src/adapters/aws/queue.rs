@@ -122,3 +122,140 @@ impl JobInbox for SqsQueue {
         Ok(())
     }
 }
+
+/// The longest a received webhook message may stay hidden (SQS's visibility limit is 12 hours):
+/// a delivery waiting for a later retry comes back once per this at most.
+pub const MAX_WEBHOOK_WAIT: Duration = Duration::from_secs(11 * 3600);
+
+/// The webhook deliveries' own SQS queue: a message names a delivery; one whose retry is due
+/// later is hidden until then (its visibility), so no second message is ever needed.
+#[derive(Debug, Clone)]
+pub struct SqsWebhookQueue {
+    client: aws_sdk_sqs::Client,
+    /// Known from the start (the template passes it), or looked up by `name` when first needed,
+    /// so a cold start that never touches webhooks makes no call for it.
+    url: std::sync::Arc<tokio::sync::OnceCell<String>>,
+    name: String,
+}
+
+impl SqsWebhookQueue {
+    /// The queue at `url`, or named `name` (looked up on first use).
+    pub fn new(client: aws_sdk_sqs::Client, url: Option<String>, name: String) -> Self {
+        let cell = match url {
+            Some(url) => tokio::sync::OnceCell::new_with(Some(url)),
+            None => tokio::sync::OnceCell::new(),
+        };
+        Self { client, url: std::sync::Arc::new(cell), name }
+    }
+
+    async fn url(&self) -> Result<&str> {
+        self.url
+            .get_or_try_init(|| async {
+                let out = self.client.get_queue_url().queue_name(&self.name).send().await.map_err(|e| {
+                    Error::internal(format!("SQS queue {} is not reachable (missing, or no access): {e:?}", self.name))
+                })?;
+                out.queue_url().map(str::to_owned).ok_or_else(|| Error::internal("the webhook queue has no URL"))
+            })
+            .await
+            .map(String::as_str)
+    }
+
+    /// The message a Lambda invocation received, as a queued delivery (`None`: not one of ours).
+    pub fn from_message(
+        &self,
+        message_id: &str,
+        receipt_handle: &str,
+        body: &str,
+        receive_count: u32,
+    ) -> Option<crate::ports::QueuedDelivery> {
+        let key = serde_json::from_str(body).ok()?;
+        Some(crate::ports::QueuedDelivery {
+            key,
+            message: Some(Delivery {
+                message_id: message_id.to_owned(),
+                receipt: receipt_handle.to_owned(),
+                body: body.to_owned(),
+                receive_count,
+            }),
+        })
+    }
+}
+
+#[async_trait]
+impl crate::ports::WebhookQueue for SqsWebhookQueue {
+    async fn send(&self, key: &crate::domain::webhooks::DeliveryKey, delay: Duration) -> Result<()> {
+        let body = serde_json::to_string(key).map_err(Error::internal)?;
+        self.client
+            .send_message()
+            .queue_url(self.url().await?)
+            .message_body(body)
+            .delay_seconds(delay.min(MAX_DELAY).as_secs() as i32)
+            .send()
+            .await
+            .map_err(|e| super::aws_error("sqs", e))?;
+        Ok(())
+    }
+
+    async fn receive(&self, max: u32, visibility: Duration) -> Result<Vec<crate::ports::QueuedDelivery>> {
+        let url = self.url().await?;
+        let out = self
+            .client
+            .receive_message()
+            .queue_url(url)
+            .max_number_of_messages(max.clamp(1, 10) as i32)
+            .visibility_timeout(visibility.as_secs() as i32)
+            .send()
+            .await
+            .map_err(|e| super::aws_error("sqs", e))?;
+        let mut batch = Vec::new();
+        for message in out.messages.unwrap_or_default() {
+            let (id, receipt, body) = (
+                message.message_id().unwrap_or_default(),
+                message.receipt_handle().unwrap_or_default(),
+                message.body().unwrap_or_default(),
+            );
+            match self.from_message(id, receipt, body, 1) {
+                Some(queued) => batch.push(queued),
+                None => {
+                    tracing::warn!(body, "a webhook message that names no delivery: deleted");
+                    self.client
+                        .delete_message()
+                        .queue_url(url)
+                        .receipt_handle(receipt)
+                        .send()
+                        .await
+                        .map_err(|e| super::aws_error("sqs", e))?;
+                }
+            }
+        }
+        Ok(batch)
+    }
+
+    async fn settle(&self, delivery: &crate::ports::QueuedDelivery, outcome: Handled) -> Result<()> {
+        let Some(message) = &delivery.message else { return Ok(()) };
+        match outcome {
+            Handled::Done => {
+                self.client
+                    .delete_message()
+                    .queue_url(self.url().await?)
+                    .receipt_handle(&message.receipt)
+                    .send()
+                    .await
+                    .map_err(|e| super::aws_error("sqs", e))?;
+            }
+            Handled::Failed { retry_after } => {
+                // Rounded up: a retry due in 300 ms is looked at in a second, not at once.
+                let seconds = retry_after.min(MAX_WEBHOOK_WAIT).as_secs_f64().ceil() as i32;
+                self.client
+                    .change_message_visibility()
+                    .queue_url(self.url().await?)
+                    .receipt_handle(&message.receipt)
+                    .visibility_timeout(seconds.max(1))
+                    .send()
+                    .await
+                    .map_err(|e| super::aws_error("sqs", e))?;
+            }
+        }
+        Ok(())
+    }
+}

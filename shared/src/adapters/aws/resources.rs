@@ -23,6 +23,9 @@ pub struct AwsNames {
     /// `AIVIDEO_QUEUE_URL_HIGH`, `_NORMAL`, `_LOW`: the queues' URLs, as the template passes
     /// them, so a cold start need not look them up (three `GetQueueUrl` round trips).
     pub queue_urls: Option<QueueUrls>,
+    /// `AIVIDEO_WEBHOOK_QUEUE_URL`: the webhook deliveries' queue (`<prefix>-webhooks`), as the
+    /// template passes it; looked up by name when unset.
+    pub webhook_queue_url: Option<String>,
 }
 
 /// The job queues' URLs by priority.
@@ -44,6 +47,7 @@ impl Default for AwsNames {
             bucket: "aivideo-media".into(),
             jwt_secret: "aivideo/jwt-secret".into(),
             queue_urls: None,
+            webhook_queue_url: None,
         }
     }
 }
@@ -173,6 +177,16 @@ async fn create_queues(clients: &AwsClients, prefix: &str) -> Result<QueueUrls> 
     let high = queue_url(clients, &format!("{prefix}-high"), &attributes).await?;
     let normal = queue_url(clients, &format!("{prefix}-normal"), &attributes).await?;
     let low = queue_url(clients, &format!("{prefix}-low"), &attributes).await?;
+    // Webhook deliveries: their own queue. A delivery waiting for a retry hours away comes back
+    // every 11 hours at most, and a receiver's answer takes 10 s: a message is received a few
+    // dozen times in a delivery's life, never near this count unless something is broken.
+    let webhook_redrive = serde_json::json!({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "100"}).to_string();
+    queue_url(
+        clients,
+        &format!("{prefix}-webhooks"),
+        &[(A::RedrivePolicy, webhook_redrive), (A::VisibilityTimeout, "60".into())],
+    )
+    .await?;
     Ok(QueueUrls { high, normal, low })
 }
 

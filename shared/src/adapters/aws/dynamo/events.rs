@@ -85,4 +85,11 @@ impl crate::ports::EventStore for DynamoStore {
         // The table's TTL forgets them.
         Ok(0)
     }
+
+    /// Ids come from each process's clock and are committed by each process's transactions: an
+    /// id may reach the table after a later one from another process, by the clocks' skew plus a
+    /// transaction's retries (well under this).
+    fn reorder_window(&self) -> std::time::Duration {
+        std::time::Duration::from_secs(30)
+    }
 }

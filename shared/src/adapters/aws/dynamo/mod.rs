@@ -29,6 +29,7 @@ mod plans;
 mod providers;
 mod stories;
 mod usage;
+mod webhooks;
 
 use std::collections::HashMap;
 
