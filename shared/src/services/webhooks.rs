@@ -202,6 +202,11 @@ impl WebhookService {
         added.into_iter().next().ok_or_else(|| Error::internal("the ping was not added"))
     }
 
+    /// The same service delivering through `sender` (tests: a stricter address policy).
+    pub fn with_sender(&self, sender: Arc<dyn WebhookSender>) -> Self {
+        Self { sender, ..self.clone() }
+    }
+
     /// Adds the deliveries of every active endpoint's new events; how many were sent.
     pub async fn fan_out_all(&self) -> Result<usize> {
         let mut sent = 0;

@@ -169,26 +169,50 @@ impl crate::ports::WebhookStore for DynamoStore {
 
     async fn add_deliveries(&self, deliveries: Vec<WebhookDelivery>) -> Result<Vec<WebhookDelivery>> {
         let mut waiting = Vec::new();
+        let mut by_webhook: HashMap<WebhookId, Vec<WebhookDelivery>> = HashMap::new();
         for d in deliveries {
-            let added = self
+            by_webhook.entry(d.webhook.clone()).or_default().push(d);
+        }
+        for (webhook, deliveries) in by_webhook {
+            // One Query for what already exists in the events' range: a fan-out that looks back
+            // over events it has handled reads them, rather than trying a Put for each.
+            let (Some(first), Some(last)) =
+                (deliveries.iter().map(|d| &d.event.id).min(), deliveries.iter().map(|d| &d.event.id).max())
+            else {
+                continue;
+            };
+            let query = self
                 .client
-                .put_item()
+                .query()
                 .table_name(&self.table)
-                .set_item(Some(delivery_item(&d)?))
-                .condition_expression("attribute_not_exists(PK)")
-                .send()
-                .await;
-            match added {
-                Ok(_) => waiting.push(d),
-                Err(e) if is_condition_failure(&e) => {
-                    if let Some(stored) = self.get_plain::<WebhookDelivery>(delivery_key(&d.key())).await?
-                        && stored.state == DeliveryState::Pending
-                        && stored.attempts == 0
-                    {
-                        waiting.push(stored);
+                .key_condition_expression("PK = :pk AND SK BETWEEN :first AND :last")
+                .expression_attribute_values(":pk", s(webhook_pk(&webhook)))
+                .expression_attribute_values(":first", s(format!("DELIVERY#{first}")))
+                .expression_attribute_values(":last", s(format!("DELIVERY#{last}")))
+                .consistent_read(true);
+            let existing: HashMap<String, WebhookDelivery> =
+                self.query_all::<WebhookDelivery>(query).await?.into_iter().map(|d| (d.event.id.clone(), d)).collect();
+            for d in deliveries {
+                if let Some(stored) = existing.get(&d.event.id) {
+                    if stored.state == DeliveryState::Pending && stored.attempts == 0 {
+                        waiting.push(stored.clone());
                     }
+                    continue;
                 }
-                Err(e) => return Err(sdk(e)),
+                let added = self
+                    .client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(delivery_item(&d)?))
+                    .condition_expression("attribute_not_exists(PK)")
+                    .send()
+                    .await;
+                match added {
+                    Ok(_) => waiting.push(d),
+                    // Added by a fan-out running beside this one: theirs to send.
+                    Err(e) if is_condition_failure(&e) => {}
+                    Err(e) => return Err(sdk(e)),
+                }
             }
         }
         Ok(waiting)

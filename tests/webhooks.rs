@@ -1,0 +1,382 @@
+//! Webhooks (SPEC §8.6) on the test backend (`AIVIDEO_TEST_BACKEND=aws`: DynamoDB and SQS on
+//! moto). Every delivery is checked by a receiver on loopback that verifies its signature with
+//! the `standardwebhooks` package (tests/webhooks/receiver.py), not with our code.
+
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod support;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::http::{Method, StatusCode};
+use serde_json::{Value, json};
+use support::{API, TestApp, join_all, planned_story};
+
+/// The receiver process, stopped when dropped (its stdin closes).
+struct Receiver {
+    base: String,
+    child: std::process::Child,
+}
+
+impl Receiver {
+    fn start() -> Self {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let mut child = Command::new(root.join(".venv/bin/python"))
+            .arg(root.join("tests/webhooks/receiver.py"))
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python with standardwebhooks: run ./scripts/install-test-deps");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap()).read_line(&mut line).unwrap();
+        let port: u16 = line.trim().parse().unwrap_or_else(|_| panic!("the receiver printed {line:?}"));
+        Self { base: format!("http://127.0.0.1:{port}"), child }
+    }
+
+    /// Sets up a receiver at `path` for `secret`.
+    async fn configure(&self, path: &str, secret: &str, answers: &[u16], hang: bool) {
+        let reply = support::client()
+            .post(format!("{}/_config", self.base))
+            .json(&json!({"path": path, "secret": secret, "answers": answers, "hang": hang}))
+            .send()
+            .await
+            .unwrap();
+        assert!(reply.status().is_success());
+    }
+
+    /// What reached `path`, in order.
+    async fn log(&self, path: &str) -> Vec<Value> {
+        let reply = support::client().get(format!("{}/_log?path={path}", self.base)).send().await.unwrap();
+        reply.json::<Vec<Value>>().await.unwrap()
+    }
+}
+
+impl Drop for Receiver {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// An app whose webhooks may reach loopback receivers, retry 10 000× faster than the schedule and
+/// wait `timeout_ms` for an answer.
+async fn app_with(timeout_ms: u64) -> TestApp {
+    TestApp::with(&[], |c| {
+        c.worker.poll_ms = 100;
+        c.worker.lease_seconds = 3;
+        c.webhooks.allow_loopback = true;
+        c.webhooks.retry_scale = 0.0001;
+        c.webhooks.timeout_ms = timeout_ms;
+    })
+    .await
+}
+
+/// Registers an endpoint for `user` at the receiver's `path`; its creation answer.
+async fn register(app: &TestApp, user: &str, receiver: &Receiver, path: &str, body: Value) -> Value {
+    let mut body = body;
+    body["url"] = json!(format!("{}{path}", receiver.base));
+    let created = app.post(&format!("{API}/webhooks/"), user, body).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    created.body
+}
+
+/// Runs the dispatcher (three rounds at once: fan-outs and attempts race) until `done` says so.
+async fn deliver_until<F, Fut>(app: &TestApp, what: &str, done: F)
+where
+    F: Fn() -> Fut,
+    Fut: std::future::Future<Output = bool>,
+{
+    let started = Instant::now();
+    loop {
+        join_all((0..3).map(|_| app.state.webhooks.run_once())).await.into_iter().for_each(|r| {
+            r.unwrap();
+        });
+        if done().await {
+            return;
+        }
+        assert!(started.elapsed() < Duration::from_secs(90), "still waiting for {what}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn lighthouse() -> Value {
+    json!({"title": "Lighthouse", "duration_seconds": 6, "fps": 24, "resolution": "640x360", "ai_provider": "local"})
+}
+
+async fn events_of(app: &TestApp, user: &str) -> Vec<Value> {
+    let mut path = format!("{API}/events/?page_size=100");
+    let mut all = Vec::new();
+    loop {
+        let reply = app.get(&path, user).await;
+        assert_eq!(reply.status, StatusCode::OK);
+        all.extend(reply.body["results"].as_array().unwrap().iter().cloned());
+        match reply.body["next"].as_str() {
+            Some(next) => path = next.trim_start_matches("http://testserver").to_owned(),
+            None => return all,
+        }
+    }
+}
+
+async fn log_of(app: &TestApp, user: &str, webhook: &str) -> Vec<Value> {
+    app.results(&format!("{API}/webhooks/{webhook}/deliveries/?page_size=100"), user).await
+}
+
+#[tokio::test]
+async fn every_event_of_a_render_reaches_the_endpoint_once_signed_so_standard_webhooks_verifies_it() {
+    let app = app_with(2000).await;
+    let receiver = Receiver::start();
+    let created = register(&app, "alice", &receiver, "/all", json!({"description": "everything"})).await;
+    let secret = created["secret"].as_str().unwrap();
+    assert!(secret.starts_with("whsec_") && secret.len() >= 6 + 32, "{secret}");
+    receiver.configure("/all", secret, &[200], false).await;
+    let id = created["id"].as_str().unwrap();
+    // The secret is shown once.
+    let read = app.get(&format!("{API}/webhooks/{id}/"), "alice").await;
+    assert_eq!(read.status, StatusCode::OK);
+    assert!(read.body.get("secret").is_none(), "{}", read.body);
+    assert_eq!(read.body["event_types"], json!([]));
+    assert_eq!(read.body["is_active"], true);
+    // One that takes finished renders only.
+    let only = register(&app, "alice", &receiver, "/finished", json!({"event_types": ["render.finished"]})).await;
+    receiver.configure("/finished", only["secret"].as_str().unwrap(), &[204], false).await;
+
+    let story = planned_story(&app, "alice", lighthouse(), 3).await;
+    let preview = app.post(&format!("{API}/stories/{story}/generate_preview/"), "alice", json!({})).await;
+    assert_eq!(preview.status, StatusCode::ACCEPTED);
+    app.work_until(&app.worker, 2, &story, "PREVIEW_READY").await;
+
+    let events = events_of(&app, "alice").await;
+    assert!(events.len() > 10, "a render makes many events: {}", events.len());
+    let expected: BTreeSet<String> = events.iter().map(|e| e["id"].as_str().unwrap().to_owned()).collect();
+    deliver_until(&app, "every event at /all", || async {
+        receiver.log("/all").await.len() >= expected.len()
+            && receiver.log("/finished").await.len() == 1
+            && log_of(&app, "alice", id).await.len() >= expected.len()
+    })
+    .await;
+
+    let received = receiver.log("/all").await;
+    assert!(received.iter().all(|r| r["verified"] == true), "every signature verifies: {received:?}");
+    let ids: Vec<String> = received.iter().map(|r| r["webhook_id"].as_str().unwrap().to_owned()).collect();
+    assert_eq!(ids.len(), expected.len(), "each event once, with three dispatchers racing: {ids:?}");
+    assert_eq!(ids.iter().cloned().collect::<BTreeSet<_>>(), expected);
+    // The body is the event as the feed shows it.
+    let by_id: BTreeMap<&str, &Value> = events.iter().map(|e| (e["id"].as_str().unwrap(), e)).collect();
+    for r in &received {
+        let body: Value = serde_json::from_str(r["body"].as_str().unwrap()).unwrap();
+        assert_eq!(&&body, by_id.get(r["webhook_id"].as_str().unwrap()).unwrap());
+        let sent_at: i64 = r["timestamp"].as_str().unwrap().parse().unwrap();
+        assert!((chrono::Utc::now().timestamp() - sent_at).abs() < 120);
+    }
+    let finished = receiver.log("/finished").await;
+    let body: Value = serde_json::from_str(finished[0]["body"].as_str().unwrap()).unwrap();
+    assert_eq!((body["type"].as_str(), body["data"]["stage"].as_str()), (Some("render.finished"), Some("preview")));
+    assert_eq!(finished[0]["verified"], true);
+
+    // The log: one successful attempt per event, newest first.
+    let log = log_of(&app, "alice", id).await;
+    assert_eq!(log.len(), expected.len());
+    assert!(log.iter().all(|a| a["status_code"] == 200 && a["attempt"] == 1 && a["error"].is_null()));
+    let times: Vec<&str> = log.iter().map(|a| a["id"].as_str().unwrap()).collect();
+    assert!(times.windows(2).all(|w| w[0] > w[1]), "newest first");
+    let read = app.get(&format!("{API}/webhooks/{id}/"), "alice").await;
+    assert_eq!(read.body["consecutive_failures"], 0);
+}
+
+#[tokio::test]
+async fn a_receiver_answering_500_then_200_gets_the_event_twice_with_the_same_webhook_id() {
+    let app = app_with(2000).await;
+    let receiver = Receiver::start();
+    let created = register(&app, "alice", &receiver, "/flaky", json!({})).await;
+    let id = created["id"].as_str().unwrap();
+    receiver.configure("/flaky", created["secret"].as_str().unwrap(), &[500, 200], false).await;
+
+    let ping = app.post(&format!("{API}/webhooks/{id}/ping/"), "alice", json!({})).await;
+    assert_eq!(ping.status, StatusCode::ACCEPTED, "{}", ping.body);
+    assert_eq!(ping.body["event"]["type"], "webhook.ping");
+    deliver_until(&app, "the retry", || async { receiver.log("/flaky").await.len() >= 2 }).await;
+
+    let received = receiver.log("/flaky").await;
+    assert_eq!(received.len(), 2);
+    assert_eq!(received[0]["webhook_id"], received[1]["webhook_id"], "a retry keeps the webhook-id");
+    assert_eq!(received[0]["webhook_id"], ping.body["event"]["id"]);
+    assert_eq!((received[0]["status"].as_u64(), received[1]["status"].as_u64()), (Some(500), Some(200)));
+    assert!(received.iter().all(|r| r["verified"] == true));
+    let log = log_of(&app, "alice", id).await;
+    let attempts: Vec<(u64, u64)> =
+        log.iter().map(|a| (a["attempt"].as_u64().unwrap(), a["status_code"].as_u64().unwrap())).collect();
+    assert_eq!(attempts, [(2, 200), (1, 500)]);
+    assert!(log[1]["response_excerpt"].as_str().unwrap().contains("received"));
+    // A ping is delivered, never listed in the feed.
+    assert!(events_of(&app, "alice").await.iter().all(|e| e["type"] != "webhook.ping"));
+
+    // Redelivery: the same event again, same webhook-id, a third log entry.
+    let first = log[1]["id"].as_str().unwrap();
+    let again = app.post(&format!("{API}/webhooks/{id}/deliveries/{first}/redeliver/"), "alice", json!({})).await;
+    assert_eq!(again.status, StatusCode::ACCEPTED, "{}", again.body);
+    deliver_until(&app, "the redelivery", || async { receiver.log("/flaky").await.len() >= 3 }).await;
+    let received = receiver.log("/flaky").await;
+    assert_eq!(received[2]["webhook_id"], received[0]["webhook_id"]);
+    assert_eq!(log_of(&app, "alice", id).await[0]["attempt"], 3);
+    let missing = app
+        .post(&format!("{API}/webhooks/{id}/deliveries/01ARZ3NDEKTSV4RRFFQ69G5FAV/redeliver/"), "alice", json!({}))
+        .await;
+    assert_eq!(missing.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn a_receiver_that_never_answers_is_retried_on_the_schedule_and_disabled_after_20_failures() {
+    let app = app_with(300).await;
+    let receiver = Receiver::start();
+    let created = register(&app, "alice", &receiver, "/silent", json!({})).await;
+    let id = created["id"].as_str().unwrap();
+    receiver.configure("/silent", created["secret"].as_str().unwrap(), &[200], true).await;
+    // Three events: 8 attempts each at most (the first and 7 retries); the 20th failure disables.
+    for _ in 0..3 {
+        let ping = app.post(&format!("{API}/webhooks/{id}/ping/"), "alice", json!({})).await;
+        assert_eq!(ping.status, StatusCode::ACCEPTED);
+    }
+    deliver_until(&app, "the endpoint to be disabled", || async {
+        app.get(&format!("{API}/webhooks/{id}/"), "alice").await.body["is_active"] == false
+    })
+    .await;
+
+    let read = app.get(&format!("{API}/webhooks/{id}/"), "alice").await.body;
+    assert_eq!(read["consecutive_failures"], 20);
+    assert_eq!(read["disabled_reason"], "Disabled after 20 consecutive failed deliveries.");
+    let log = log_of(&app, "alice", id).await;
+    assert_eq!(log.len(), 20, "no attempt after the endpoint was disabled");
+    assert!(log.iter().all(|a| a["status_code"].is_null() && a["error"].as_str().unwrap().contains("No answer")));
+    // Each event's attempts come one after the other, on the (scaled) schedule.
+    let mut per_event: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+    for a in log.iter().rev() {
+        per_event.entry(a["event"].as_str().unwrap().to_owned()).or_default().push(a["attempt"].as_u64().unwrap());
+    }
+    assert_eq!(per_event.len(), 3);
+    for attempts in per_event.values() {
+        assert_eq!(attempts, &(1..=attempts.len() as u64).collect::<Vec<_>>());
+        assert!(attempts.len() <= 8);
+    }
+    assert_eq!(receiver.log("/silent").await.len(), 20, "every attempt reached the receiver");
+    let disabled: Vec<Value> =
+        events_of(&app, "alice").await.into_iter().filter(|e| e["type"] == "webhook.disabled").collect();
+    assert_eq!(disabled.len(), 1, "{disabled:?}");
+    assert_eq!(disabled[0]["data"]["webhook"], id);
+
+    // Disabled: no ping; switched on again, it starts from zero failures.
+    let ping = app.post(&format!("{API}/webhooks/{id}/ping/"), "alice", json!({})).await;
+    assert_eq!(ping.status, StatusCode::CONFLICT);
+    let on = app.patch(&format!("{API}/webhooks/{id}/"), "alice", json!({"is_active": true})).await;
+    assert_eq!(on.status, StatusCode::OK, "{}", on.body);
+    assert_eq!((on.body["consecutive_failures"].as_u64(), on.body["disabled_reason"].is_null()), (Some(0), true));
+}
+
+#[tokio::test]
+async fn private_and_metadata_addresses_are_refused_at_creation_and_at_every_delivery() {
+    // The production policy: no loopback.
+    let strict = TestApp::new().await;
+    for url in [
+        "https://169.254.169.254/latest/meta-data/",
+        "https://10.0.0.7/hook",
+        "https://192.168.1.1/hook",
+        "https://100.64.0.1/hook",
+        "https://[::1]/hook",
+        "https://[fd00:ec2::254]/hook",
+        "https://127.0.0.1:8443/hook",
+        "https://localhost/hook",
+        "http://203.0.113.9/hook",
+        "https://user:pw@example.com/hook",
+        "ftp://example.com/hook",
+    ] {
+        let refused = strict.post(&format!("{API}/webhooks/"), "alice", json!({"url": url})).await;
+        assert_eq!(refused.status, StatusCode::BAD_REQUEST, "{url}: {}", refused.body);
+        assert!(refused.body["url"].is_array(), "{url}: {}", refused.body);
+    }
+    assert!(strict.results(&format!("{API}/webhooks/"), "alice").await.is_empty(), "nothing written");
+
+    // An endpoint accepted once (here: by the loopback test setting) is checked again at each
+    // attempt: a dispatcher under the production policy refuses to connect.
+    let app = app_with(2000).await;
+    let receiver = Receiver::start();
+    let https = receiver.base.replace("http://", "https://");
+    let created = app.post(&format!("{API}/webhooks/"), "alice", json!({"url": format!("{https}/a")})).await;
+    assert_eq!(created.status, StatusCode::CREATED, "{}", created.body);
+    let id = created.body["id"].as_str().unwrap();
+    receiver.configure("/a", created.body["secret"].as_str().unwrap(), &[200], false).await;
+    let production =
+        app.state.webhooks.with_sender(Arc::new(shared::adapters::webhook_sender::HttpWebhookSender::default()));
+    app.post(&format!("{API}/webhooks/{id}/ping/"), "alice", json!({})).await;
+    let started = Instant::now();
+    while log_of(&app, "alice", id).await.is_empty() {
+        production.run_once().await.unwrap();
+        assert!(started.elapsed() < Duration::from_secs(30));
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let log = log_of(&app, "alice", id).await;
+    let error = log[0]["error"].as_str().unwrap();
+    assert!(error.contains("127.0.0.1") && error.contains("not a public address"), "{error}");
+    assert!(receiver.log("/a").await.is_empty(), "nothing reached the receiver");
+}
+
+#[tokio::test]
+async fn another_user_never_sees_a_webhook_or_its_deliveries() {
+    let app = app_with(2000).await;
+    let receiver = Receiver::start();
+    let created = register(&app, "alice", &receiver, "/mine", json!({})).await;
+    let id = created["id"].as_str().unwrap();
+    receiver.configure("/mine", created["secret"].as_str().unwrap(), &[200], false).await;
+    app.post(&format!("{API}/webhooks/{id}/ping/"), "alice", json!({})).await;
+    deliver_until(&app, "the ping", || async { !log_of(&app, "alice", id).await.is_empty() }).await;
+    let attempt = log_of(&app, "alice", id).await[0]["id"].as_str().unwrap().to_owned();
+
+    assert!(app.results(&format!("{API}/webhooks/"), "bob").await.is_empty());
+    let base = format!("{API}/webhooks/{id}");
+    for (method, path, body) in [
+        (Method::GET, format!("{base}/"), None),
+        (Method::PATCH, format!("{base}/"), Some(r#"{"description": "mine now"}"#)),
+        (Method::PATCH, format!("{base}/"), Some(r#"{"url": 7}"#)),
+        (Method::DELETE, format!("{base}/"), None),
+        (Method::GET, format!("{base}/deliveries/"), None),
+        (Method::POST, format!("{base}/deliveries/{attempt}/redeliver/"), Some("{}")),
+        (Method::POST, format!("{base}/ping/"), Some("{}")),
+    ] {
+        let reply = app.send(method.clone(), &path, Some("bob"), body, &[]).await;
+        assert_eq!(reply.status, StatusCode::NOT_FOUND, "{method} {path}: {}", reply.body);
+    }
+    assert!(events_of(&app, "bob").await.is_empty());
+    // Still alice's, unchanged.
+    let read = app.get(&format!("{base}/"), "alice").await;
+    assert_eq!((read.status, read.body["description"].as_str()), (StatusCode::OK, Some("")));
+    let gone = app.send(Method::DELETE, &format!("{base}/"), Some("alice"), None, &[]).await;
+    assert_eq!(gone.status, StatusCode::NO_CONTENT);
+    assert_eq!(app.get(&format!("{base}/deliveries/"), "alice").await.status, StatusCode::NOT_FOUND);
+}
+
+#[tokio::test]
+async fn bad_webhook_input_is_refused_with_the_field_named_and_nothing_written() {
+    let app = app_with(2000).await;
+    for (body, field) in [
+        (json!({}), "url"),
+        (json!({"url": 7}), "url"),
+        (json!({"url": ""}), "url"),
+        (json!({"url": "https://example.com/", "event_types": ["story.moved"]}), "event_types"),
+        (json!({"url": "https://example.com/", "event_types": "render.finished"}), "event_types"),
+        (json!({"url": "https://example.com/", "event_types": ["webhook.ping"]}), "event_types"),
+        (json!({"url": "https://example.com/", "description": "x".repeat(501)}), "description"),
+        (json!({"url": "https://example.com/", "is_active": "yes"}), "is_active"),
+        (json!({"url": format!("https://example.com/{}", "a".repeat(2100))}), "url"),
+    ] {
+        let reply = app.post(&format!("{API}/webhooks/"), "alice", body.clone()).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "{body}: {}", reply.body);
+        assert!(reply.body[field].is_array(), "{body}: {}", reply.body);
+    }
+    let not_json = app.send(Method::POST, &format!("{API}/webhooks/"), Some("alice"), Some("[1]"), &[]).await;
+    assert_eq!(not_json.status, StatusCode::BAD_REQUEST);
+    assert!(app.results(&format!("{API}/webhooks/"), "alice").await.is_empty());
+    assert_eq!(app.get(&format!("{API}/webhooks/nope/"), "alice").await.status, StatusCode::NOT_FOUND);
+}
