@@ -325,7 +325,11 @@ pub fn after_attempt(
         delivery.state = DeliveryState::Delivered;
         changed.consecutive_failures = 0;
     } else {
-        changed.consecutive_failures += 1;
+        // An attempt already under way when another one disabled the endpoint is logged, but
+        // does not count: the count says why it was disabled.
+        if changed.is_active {
+            changed.consecutive_failures += 1;
+        }
         if changed.is_active && changed.consecutive_failures >= DISABLE_AFTER_FAILURES {
             let reason = format!("Disabled after {DISABLE_AFTER_FAILURES} consecutive failed deliveries.");
             changed.is_active = false;
@@ -511,9 +515,11 @@ mod tests {
         assert_eq!(disabled.disabled_reason.as_deref(), Some("Disabled after 20 consecutive failed deliveries."));
         assert_eq!(out.event.unwrap().kind, EventType::WebhookDisabled);
         assert_eq!(out.delivery.state, DeliveryState::Abandoned);
-        // Already off: a late failure counts but does not disable (or announce) it again.
+        // Already off: a late failure (an attempt under way meanwhile) is logged, not counted, and
+        // does not disable (or announce) it again.
         let out = after_attempt(&d, &disabled, &failed(), "C".into(), at(4), 1.0);
-        assert!(out.event.is_none());
+        assert!(out.event.is_none() && out.webhook.is_none());
+        assert_eq!(out.attempt.id, "C");
         let on = disabled.set_active(true);
         assert_eq!((on.consecutive_failures, on.disabled_reason), (0, None));
     }
