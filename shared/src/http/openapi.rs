@@ -244,6 +244,8 @@ fn request_schemas(llm: bool) -> Map<String, Value> {
         "ProviderReplace": object(provider_edit.clone(), &PROVIDER_REQUIRED),
         "ProviderPatch": object(provider_edit, &[]),
         "Empty": {"type": "object", "description": "No fields are read; an empty body is `{}`."},
+        "WebhookCreate": object(webhook_fields(false), &["url"]),
+        "WebhookPatch": object(webhook_fields(true), &[]),
         "UsageCap": object(
             json!({"cap_usd": {"type": ["number", "null"], "minimum": 0, "maximum": 1_000_000, "description": "The user's monthly cap in US dollars; null for no cap."}})
                 .as_object()
@@ -253,6 +255,20 @@ fn request_schemas(llm: bool) -> Map<String, Value> {
         ),
     });
     schemas.as_object().cloned().unwrap_or_default()
+}
+
+/// The fields a webhook endpoint is written with (`is_active` only when changing one).
+fn webhook_fields(changing: bool) -> Map<String, Value> {
+    let types: Vec<&str> = crate::domain::events::EventType::ALL.iter().map(|t| t.as_str()).collect();
+    let mut fields = json!({
+        "url": {"type": "string", "minLength": 1, "maxLength": crate::domain::webhooks::MAX_URL_LENGTH, "pattern": "^https://", "description": "Where deliveries are POSTed: https, to a public address (checked now and at every attempt)."},
+        "event_types": {"type": "array", "items": {"type": "string", "enum": types}, "description": "The types to deliver; empty: all."},
+        "description": {"type": "string", "maxLength": crate::domain::webhooks::MAX_DESCRIPTION_LENGTH},
+    });
+    if changing {
+        fields["is_active"] = json!({"type": "boolean", "description": "Off: nothing is delivered. Switching it on again clears `consecutive_failures` and `disabled_reason`."});
+    }
+    fields.as_object().cloned().unwrap_or_default()
 }
 
 /// The error body: `detail` or field errors, always a `code`.
@@ -305,6 +321,8 @@ enum Query {
     Jobs,
     Transitions,
     Events,
+    Webhooks,
+    Deliveries,
 }
 
 const fn op(method: &'static str, path: &'static str, id: &'static str, summary: &'static str) -> Op {
@@ -558,6 +576,60 @@ fn operations() -> Vec<Op> {
                 body: Some("UsageCap"),
                 ..op("put", "/usage/{user}/", "usage_user_update", "Set one user's monthly cap (admins)")
             },
+            list(
+                op("get", "/webhooks/", "webhooks_list", "The caller's webhook endpoints"),
+                Query::Webhooks,
+                "WebhookList",
+            ),
+            Op {
+                body: Some("WebhookCreate"),
+                ok: (201, Some("WebhookCreated")),
+                conflict: true,
+                ..op("post", "/webhooks/", "webhooks_create", "Register an endpoint (its secret is shown this once)")
+            },
+            Op { ok: (200, Some("Webhook")), ..op("get", "/webhooks/{id}/", "webhooks_retrieve", "One endpoint") },
+            Op {
+                body: Some("WebhookPatch"),
+                ok: (200, Some("Webhook")),
+                conflict: true,
+                ..op(
+                    "patch",
+                    "/webhooks/{id}/",
+                    "webhooks_partial_update",
+                    "Change an endpoint, or switch it on or off",
+                )
+            },
+            Op {
+                ok: (204, None),
+                ..op("delete", "/webhooks/{id}/", "webhooks_destroy", "Delete an endpoint with its deliveries and log")
+            },
+            list(
+                op(
+                    "get",
+                    "/webhooks/{id}/deliveries/",
+                    "webhooks_deliveries",
+                    "The endpoint's delivery log, newest first",
+                ),
+                Query::Deliveries,
+                "DeliveryAttemptList",
+            ),
+            action(
+                op(
+                    "post",
+                    "/webhooks/{id}/deliveries/{delivery_id}/redeliver/",
+                    "webhooks_redeliver",
+                    "Send a logged attempt's event again (same webhook-id)",
+                ),
+                "Empty",
+                202,
+                "WebhookDelivery",
+            ),
+            action(
+                op("post", "/webhooks/{id}/ping/", "webhooks_ping", "Send a webhook.ping event to this endpoint only"),
+                "Empty",
+                202,
+                "WebhookDelivery",
+            ),
         ],
     );
     group(
@@ -701,11 +773,13 @@ fn query_parameters(query: Query) -> Vec<Value> {
                 param(
                     "type",
                     json!({"type": "string"}),
-                    "Only events of these types (a comma list of story.status_changed, job.status_changed, job.progress, render.finished, render.failed, budget.exceeded).",
+                    "Only events of these types (a comma list of story.status_changed, job.status_changed, job.progress, render.finished, render.failed, budget.exceeded, webhook.disabled).",
                 ),
                 param("story", id_filter(), "Only events about this story."),
             ],
         ),
+        Query::Webhooks => (&["", "created_at"], Vec::new()),
+        Query::Deliveries => (&["", "-created_at", "created_at"], Vec::new()),
     };
     filters.push(param("ordering", json!({"type": "string", "enum": orderings}), "Sort order."));
     filters.push(param(
@@ -725,6 +799,9 @@ fn operation(o: &Op, all: &[Op]) -> Value {
     let mut parameters = Vec::new();
     if o.path.contains("{id}") {
         parameters.push(json!({"name": "id", "in": "path", "required": true, "schema": id()}));
+    }
+    if o.path.contains("{delivery_id}") {
+        parameters.push(json!({"name": "delivery_id", "in": "path", "required": true, "schema": id(), "description": "A delivery log entry's id."}));
     }
     if o.path.contains("{user}") {
         parameters.push(json!({"name": "user", "in": "path", "required": true, "schema": {"type": "string", "minLength": 1, "maxLength": 255}}));

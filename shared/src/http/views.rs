@@ -239,6 +239,12 @@ pub fn schemas() -> serde_json::Map<String, Value> {
     let count = json!({"type": "integer", "minimum": 0});
     let money = json!({"type": "number", "minimum": 0});
     let maybe_text = json!({"type": ["string", "null"]});
+    let webhook_properties = json!({
+        "id": id, "url": {"type": "string"},
+        "event_types": {"type": "array", "items": {"type": "string"}},
+        "description": {"type": "string"}, "is_active": {"type": "boolean"}, "created_at": time,
+        "consecutive_failures": count, "disabled_reason": maybe_text,
+    });
     let prices = closed(json!({"low": money, "medium": money, "high": money}));
     let quality_cost = closed(json!({"quality": choice(Quality::ALL, Quality::as_str), "cost_usd": money}));
 
@@ -383,7 +389,8 @@ pub fn schemas() -> serde_json::Map<String, Value> {
         })),
         "Event": closed(json!({
             "id": {"type": "string"},
-            "type": {"type": "string", "enum": crate::domain::events::EventType::ALL.iter().map(|t| t.as_str()).collect::<Vec<_>>()},
+            // `webhook.ping` only in the answers of `ping/` and in deliveries, never in the feed.
+            "type": {"type": "string", "enum": crate::domain::events::EventType::ALL.iter().chain([&crate::domain::events::EventType::WebhookPing]).map(|t| t.as_str()).collect::<Vec<_>>()},
             "created_at": time,
             "story": {"type": ["string", "null"]},
             "job": {"type": ["string", "null"]},
@@ -407,5 +414,36 @@ pub fn schemas() -> serde_json::Map<String, Value> {
             "estimated_render_seconds": {"type": "number", "minimum": 0},
         })),
     });
-    schemas.as_object().cloned().unwrap_or_default()
+    // Webhooks (SPEC §8.6), apart: one `json!` of every schema is past the macro's recursion limit.
+    let webhooks = json!({
+        "WebhookList": list_of("Webhook"),
+        "DeliveryAttemptList": list_of("DeliveryAttempt"),
+        "Webhook": closed(webhook_properties.clone()),
+        "WebhookCreated": closed({
+            let mut created = webhook_properties;
+            created["secret"] = json!({"type": "string", "pattern": "^whsec_[A-Za-z0-9+/=]{32,}$", "description": "Signs every delivery (Standard Webhooks); shown only here."});
+            created
+        }),
+        "DeliveryAttempt": closed(json!({
+            "id": id,
+            "event": {"type": "string", "description": "The event's id (the `webhook-id` header)."},
+            "event_type": {"type": "string"},
+            "attempt": {"type": "integer", "minimum": 1},
+            "status_code": {"type": ["integer", "null"]},
+            "duration_ms": count,
+            "response_excerpt": {"type": "string", "maxLength": 1024},
+            "error": maybe_text,
+            "created_at": time,
+        })),
+        "WebhookDelivery": closed(json!({
+            "webhook": id,
+            "event": reference("Event"),
+            "state": {"type": "string", "enum": ["pending", "delivered", "failed", "abandoned"]},
+            "attempts": count,
+            "next_attempt_at": time,
+        })),
+    });
+    let mut all = schemas.as_object().cloned().unwrap_or_default();
+    all.extend(webhooks.as_object().cloned().unwrap_or_default());
+    all
 }
