@@ -387,3 +387,40 @@ async fn bad_webhook_input_is_refused_with_the_field_named_and_nothing_written()
     assert!(app.results(&format!("{API}/webhooks/"), "alice").await.is_empty());
     assert_eq!(app.get(&format!("{API}/webhooks/nope/"), "alice").await.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn the_webhooks_lambda_fans_out_on_its_stream_event_and_delivers_on_its_queue_event() {
+    let app = app_with(2000).await;
+    let receiver = Receiver::start();
+    // The events' user (events/dispatcher-*.json).
+    let created = register(&app, "demo-user", &receiver, "/lambda", json!({})).await;
+    let id = created["id"].as_str().unwrap().to_owned();
+    receiver.configure("/lambda", created["secret"].as_str().unwrap(), &[200], false).await;
+    planned_story(&app, "demo-user", lighthouse(), 3).await;
+    let events = events_of(&app, "demo-user").await;
+    assert!(!events.is_empty());
+
+    let read = |name: &str| -> Value {
+        serde_json::from_str(&std::fs::read_to_string(format!("events/{name}.json")).unwrap()).unwrap()
+    };
+    // A new item in demo-user's event partition: their endpoints get their deliveries.
+    let answer = webhooks::handle_event(&app.state.webhooks, read("dispatcher-stream")).await;
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    // The queue's record names one delivery: the first event's.
+    let first = events[0]["id"].as_str().unwrap();
+    let queue = std::fs::read_to_string("events/dispatcher-queue.json")
+        .unwrap()
+        .replace("WEBHOOK_ID", &id)
+        .replace("EVENT_ID", first);
+    let answer = webhooks::handle_event(&app.state.webhooks, serde_json::from_str(&queue).unwrap()).await;
+    assert_eq!(answer, json!({"batchItemFailures": []}));
+    let received = receiver.log("/lambda").await;
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!((received[0]["webhook_id"].as_str(), received[0]["verified"].as_bool()), (Some(first), Some(true)));
+    // Delivered: the same record again (SQS delivers at least once) sends nothing.
+    webhooks::handle_event(&app.state.webhooks, serde_json::from_str(&queue).unwrap()).await;
+    assert_eq!(receiver.log("/lambda").await.len(), 1);
+    // The scheduled fan-out finds nothing new to add.
+    let answer = webhooks::handle_event(&app.state.webhooks, read("dispatcher-schedule")).await;
+    assert_eq!(answer, json!({"sent": 0}));
+}

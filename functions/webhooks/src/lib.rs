@@ -51,12 +51,13 @@ pub async fn handle_event(service: &WebhookService, event: Value) -> Value {
     if let Some(records) = event.get("Records").and_then(Value::as_array) {
         let mut failures = Vec::new();
         let mut owners: Vec<(UserId, String)> = Vec::new();
+        // A batch's attempts run at once: each waits up to 10 s for its receiver.
+        let mut attempts = tokio::task::JoinSet::new();
         for record in records {
             match record.get("eventSource").and_then(Value::as_str) {
                 Some("aws:sqs") => {
-                    if let Some(id) = delivery_record(service, record).await {
-                        failures.push(failure(&id));
-                    }
+                    let (service, record) = (service.clone(), record.clone());
+                    attempts.spawn(async move { delivery_record(&service, &record).await });
                 }
                 Some("aws:dynamodb") => {
                     let sequence =
@@ -68,6 +69,13 @@ pub async fn handle_event(service: &WebhookService, event: Value) -> Value {
                     }
                 }
                 other => tracing::warn!(source = ?other, "a record the webhooks function does not handle"),
+            }
+        }
+        while let Some(done) = attempts.join_next().await {
+            match done {
+                Ok(Some(id)) => failures.push(failure(&id)),
+                Ok(None) => {}
+                Err(e) => tracing::error!(error = %e, "a webhook attempt panicked; its message comes back"),
             }
         }
         for (owner, first_sequence) in owners {
