@@ -598,6 +598,94 @@ export interface paths {
         patch?: never;
         trace?: never;
     };
+    "/api/ai-video/webhooks/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The caller's webhook endpoints */
+        get: operations["webhooks_list"];
+        put?: never;
+        /** Register an endpoint (its secret is shown this once) */
+        post: operations["webhooks_create"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/ai-video/webhooks/{id}/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** One endpoint */
+        get: operations["webhooks_retrieve"];
+        put?: never;
+        post?: never;
+        /** Delete an endpoint with its deliveries and log */
+        delete: operations["webhooks_destroy"];
+        options?: never;
+        head?: never;
+        /** Change an endpoint, or switch it on or off */
+        patch: operations["webhooks_partial_update"];
+        trace?: never;
+    };
+    "/api/ai-video/webhooks/{id}/deliveries/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        /** The endpoint's delivery log, newest first */
+        get: operations["webhooks_deliveries"];
+        put?: never;
+        post?: never;
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/ai-video/webhooks/{id}/deliveries/{delivery_id}/redeliver/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a logged attempt's event again (same webhook-id) */
+        post: operations["webhooks_redeliver"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
+    "/api/ai-video/webhooks/{id}/ping/": {
+        parameters: {
+            query?: never;
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        get?: never;
+        put?: never;
+        /** Send a webhook.ping event to this endpoint only */
+        post: operations["webhooks_ping"];
+        delete?: never;
+        options?: never;
+        head?: never;
+        patch?: never;
+        trace?: never;
+    };
 }
 export type webhooks = Record<string, never>;
 export interface components {
@@ -625,6 +713,26 @@ export interface components {
             story: string;
             total_usd: number;
         };
+        DeliveryAttempt: {
+            attempt: number;
+            /** Format: date-time */
+            created_at: string;
+            duration_ms: number;
+            error: string | null;
+            /** @description The event's id (the `webhook-id` header). */
+            event: string;
+            event_type: string;
+            id: string;
+            response_excerpt: string;
+            status_code: number | null;
+        };
+        DeliveryAttemptList: {
+            /** @description The next page's link. */
+            next: string | null;
+            /** @description The previous page's link. */
+            previous: string | null;
+            results: components["schemas"]["DeliveryAttempt"][];
+        };
         /** @description No fields are read; an empty body is `{}`. */
         Empty: Record<string, never>;
         /** @description DRF-shaped: `detail`, or one list of messages per field (`non_field_errors` for the body as a whole, `0.title` inside lists), and always `code`. */
@@ -648,7 +756,7 @@ export interface components {
             job: string | null;
             story: string | null;
             /** @enum {string} */
-            type: "story.status_changed" | "job.status_changed" | "job.progress" | "render.finished" | "render.failed" | "budget.exceeded";
+            type: "story.status_changed" | "job.status_changed" | "job.progress" | "render.finished" | "render.failed" | "budget.exceeded" | "webhook.disabled" | "webhook.ping";
         };
         EventList: {
             /** @description The next page's link. */
@@ -1137,6 +1245,62 @@ export interface components {
             /** @description The user's monthly cap in US dollars; null for no cap. */
             cap_usd: number | null;
         };
+        Webhook: {
+            consecutive_failures: number;
+            /** Format: date-time */
+            created_at: string;
+            description: string;
+            disabled_reason: string | null;
+            event_types: string[];
+            id: string;
+            is_active: boolean;
+            url: string;
+        };
+        WebhookCreate: {
+            description?: string;
+            /** @description The types to deliver; empty: all. */
+            event_types?: ("story.status_changed" | "job.status_changed" | "job.progress" | "render.finished" | "render.failed" | "budget.exceeded" | "webhook.disabled")[];
+            /** @description Where deliveries are POSTed: https, to a public address (checked now and at every attempt). */
+            url: string;
+        };
+        WebhookCreated: {
+            consecutive_failures: number;
+            /** Format: date-time */
+            created_at: string;
+            description: string;
+            disabled_reason: string | null;
+            event_types: string[];
+            id: string;
+            is_active: boolean;
+            /** @description Signs every delivery (Standard Webhooks); shown only here. */
+            secret: string;
+            url: string;
+        };
+        WebhookDelivery: {
+            attempts: number;
+            event: components["schemas"]["Event"];
+            /** Format: date-time */
+            next_attempt_at: string;
+            /** @enum {string} */
+            state: "pending" | "delivered" | "failed" | "abandoned";
+            webhook: string;
+        };
+        WebhookList: {
+            /** @description The next page's link. */
+            next: string | null;
+            /** @description The previous page's link. */
+            previous: string | null;
+            results: components["schemas"]["Webhook"][];
+        };
+        WebhookPatch: {
+            description?: string;
+            /** @description The types to deliver; empty: all. */
+            event_types?: ("story.status_changed" | "job.status_changed" | "job.progress" | "render.finished" | "render.failed" | "budget.exceeded" | "webhook.disabled")[];
+            /** @description Off: nothing is delivered. Switching it on again clears `consecutive_failures` and `disabled_reason`. */
+            is_active?: boolean;
+            /** @description Where deliveries are POSTed: https, to a public address (checked now and at every attempt). */
+            url?: string;
+        };
     };
     responses: never;
     parameters: never;
@@ -1153,7 +1317,7 @@ export interface operations {
                 after?: string;
                 /** @description Hold the request up to this many seconds (0–20) until an event exists (long poll). */
                 wait?: string;
-                /** @description Only events of these types (a comma list of story.status_changed, job.status_changed, job.progress, render.finished, render.failed, budget.exceeded). */
+                /** @description Only events of these types (a comma list of story.status_changed, job.status_changed, job.progress, render.finished, render.failed, budget.exceeded, webhook.disabled). */
                 type?: string;
                 /** @description Only events about this story. */
                 story?: string;
@@ -4996,6 +5160,550 @@ export interface operations {
             };
             /** @description A body that is not JSON. */
             415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    webhooks_list: {
+        parameters: {
+            query?: {
+                /** @description Sort order. */
+                ordering?: "" | "created_at";
+                /** @description Results per page, 1 and up (more than 100 counts as 100). */
+                page_size?: string;
+                /** @description A page's position, from `next` or `previous`; one that was not issued for this list is 404. */
+                cursor?: string;
+            };
+            header?: never;
+            path?: never;
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookList"];
+                };
+            };
+            /** @description Invalid: field errors (`invalid`) or a body that is not JSON (`parse_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or one that is not valid or has expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object, or not the caller's; or a cursor not issued for this list. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    webhooks_create: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The same key with the same request within 24 h answers the first response again; with another request, 422. */
+                "Idempotency-Key"?: string;
+            };
+            path?: never;
+            cookie?: never;
+        };
+        requestBody: {
+            content: {
+                "application/json": components["schemas"]["WebhookCreate"];
+            };
+        };
+        responses: {
+            /** @description Created. */
+            201: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookCreated"];
+                };
+            };
+            /** @description Invalid: field errors (`invalid`) or a body that is not JSON (`parse_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or one that is not valid or has expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object, or not the caller's; or a cursor not issued for this list. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused by the state machine, a lock or the current state (`current_status` tells it), or an Idempotency-Key still in progress. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A body over 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A body that is not JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An Idempotency-Key used before with another request. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    webhooks_retrieve: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            /** @description No token, or one that is not valid or has expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object, or not the caller's; or a cursor not issued for this list. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    webhooks_destroy: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description Deleted. */
+            204: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content?: never;
+            };
+            /** @description No token, or one that is not valid or has expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object, or not the caller's; or a cursor not issued for this list. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    webhooks_partial_update: {
+        parameters: {
+            query?: never;
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["WebhookPatch"];
+            };
+        };
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Webhook"];
+                };
+            };
+            /** @description Invalid: field errors (`invalid`) or a body that is not JSON (`parse_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or one that is not valid or has expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object, or not the caller's; or a cursor not issued for this list. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused by the state machine, a lock or the current state (`current_status` tells it), or an Idempotency-Key still in progress. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A body over 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A body that is not JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    webhooks_deliveries: {
+        parameters: {
+            query?: {
+                /** @description Sort order. */
+                ordering?: "" | "-created_at" | "created_at";
+                /** @description Results per page, 1 and up (more than 100 counts as 100). */
+                page_size?: string;
+                /** @description A page's position, from `next` or `previous`; one that was not issued for this list is 404. */
+                cursor?: string;
+            };
+            header?: never;
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: never;
+        responses: {
+            /** @description OK. */
+            200: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["DeliveryAttemptList"];
+                };
+            };
+            /** @description Invalid: field errors (`invalid`) or a body that is not JSON (`parse_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or one that is not valid or has expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object, or not the caller's; or a cursor not issued for this list. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    webhooks_redeliver: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The same key with the same request within 24 h answers the first response again; with another request, 422. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+                /** @description A delivery log entry's id. */
+                delivery_id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["Empty"];
+            };
+        };
+        responses: {
+            /** @description Accepted: the work is queued. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            /** @description Invalid: field errors (`invalid`) or a body that is not JSON (`parse_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or one that is not valid or has expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object, or not the caller's; or a cursor not issued for this list. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused by the state machine, a lock or the current state (`current_status` tells it), or an Idempotency-Key still in progress. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A body over 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A body that is not JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An Idempotency-Key used before with another request. */
+            422: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+        };
+    };
+    webhooks_ping: {
+        parameters: {
+            query?: never;
+            header?: {
+                /** @description The same key with the same request within 24 h answers the first response again; with another request, 422. */
+                "Idempotency-Key"?: string;
+            };
+            path: {
+                id: string;
+            };
+            cookie?: never;
+        };
+        requestBody?: {
+            content: {
+                "application/json": components["schemas"]["Empty"];
+            };
+        };
+        responses: {
+            /** @description Accepted: the work is queued. */
+            202: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["WebhookDelivery"];
+                };
+            };
+            /** @description Invalid: field errors (`invalid`) or a body that is not JSON (`parse_error`). */
+            400: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No token, or one that is not valid or has expired. */
+            401: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description No such object, or not the caller's; or a cursor not issued for this list. */
+            404: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description Refused by the state machine, a lock or the current state (`current_status` tells it), or an Idempotency-Key still in progress. */
+            409: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A body over 1 MiB. */
+            413: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description A body that is not JSON. */
+            415: {
+                headers: {
+                    [name: string]: unknown;
+                };
+                content: {
+                    "application/json": components["schemas"]["Error"];
+                };
+            };
+            /** @description An Idempotency-Key used before with another request. */
+            422: {
                 headers: {
                     [name: string]: unknown;
                 };
