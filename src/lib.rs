@@ -43,6 +43,8 @@ pub enum Command {
         create_resources: bool,
         /// `--cors-origin`, on top of `AIVIDEO_CORS_ORIGINS`.
         cors_origins: Vec<String>,
+        /// `--webhooks-to-loopback`: webhooks may reach plain-http receivers on this machine.
+        webhooks_to_loopback: bool,
     },
     /// `aivideo token`.
     Token { user: String, admin: bool, data_dir: PathBuf, ttl: Duration },
@@ -56,7 +58,7 @@ pub enum Command {
 /// Usage text.
 pub const USAGE: &str = "\
 usage:
-  aivideo serve [--addr 127.0.0.1:3000] [--data-dir .aivideo] [--backend embedded|aws] [--create-resources] [--cors-origin ORIGIN]...
+  aivideo serve [--addr 127.0.0.1:3000] [--data-dir .aivideo] [--backend embedded|aws] [--create-resources] [--cors-origin ORIGIN]... [--webhooks-to-loopback]
   aivideo token --user NAME [--admin] [--data-dir .aivideo] [--ttl-hours 24]
   aivideo openapi
   aivideo help [serve|token|openapi]
@@ -68,7 +70,7 @@ AIVIDEO_DATA_DIR, AIVIDEO_BACKEND, AIVIDEO_CORS_ORIGINS, RUST_LOG, AIVIDEO_LOG=j
 /// `aivideo serve --help`.
 pub const SERVE_USAGE: &str = "\
 usage: aivideo serve [--addr 127.0.0.1:3000] [--data-dir .aivideo] [--backend embedded|aws]
-                     [--create-resources] [--cors-origin ORIGIN]...
+                     [--create-resources] [--cors-origin ORIGIN]... [--webhooks-to-loopback]
 
 Serves the whole product in one process: the API at http://ADDR/api/ai-video/, the web console at
 http://ADDR/, the job worker, and (embedded backend) the media files. Stops on Ctrl-C.
@@ -79,7 +81,9 @@ http://ADDR/, the job worker, and (embedded backend) the media files. Stops on C
                         Secrets Manager as the AWS SDK's environment finds them)
   --create-resources    with --backend aws: create the table, queues, bucket and secret if missing
   --cors-origin ORIGIN  let pages on ORIGIN (e.g. http://127.0.0.1:5173) call the API from a
-                        browser; repeatable, added to AIVIDEO_CORS_ORIGINS";
+                        browser; repeatable, added to AIVIDEO_CORS_ORIGINS
+  --webhooks-to-loopback  let webhooks reach receivers on this machine (http://127.0.0.1:PORT/...),
+                        for developing a receiver; no environment variable turns this on";
 
 /// `aivideo token --help`.
 pub const TOKEN_USAGE: &str = "\
@@ -123,6 +127,7 @@ pub fn parse_args(args: &[String], config: &Config) -> Result<Command, String> {
     let mut ttl_hours: u64 = 24;
     let mut create_resources = false;
     let mut cors_origins = Vec::new();
+    let mut webhooks_to_loopback = false;
     let serve = match command.as_str() {
         "serve" => true,
         "token" => false,
@@ -158,6 +163,7 @@ pub fn parse_args(args: &[String], config: &Config) -> Result<Command, String> {
                 addr = raw.parse().map_err(|_| format!("--addr {raw:?} is not an address like 127.0.0.1:3000"))?;
             }
             (true, "--create-resources") if inline.is_none() => create_resources = true,
+            (true, "--webhooks-to-loopback") if inline.is_none() => webhooks_to_loopback = true,
             (true, "--cors-origin") => {
                 let raw = value()?;
                 let origin = shared::http::cors::parse_origin(&raw).ok_or_else(|| {
@@ -182,7 +188,7 @@ pub fn parse_args(args: &[String], config: &Config) -> Result<Command, String> {
         }
     }
     if serve {
-        return Ok(Command::Serve { addr, data_dir, backend, create_resources, cors_origins });
+        return Ok(Command::Serve { addr, data_dir, backend, create_resources, cors_origins, webhooks_to_loopback });
     }
     let user = user.ok_or("token needs --user NAME")?;
     if shared::domain::ids::UserId::parse(&user).is_none() {
@@ -291,6 +297,7 @@ mod tests {
                 backend: Backend::Embedded,
                 create_resources: false,
                 cors_origins: vec![],
+                webhooks_to_loopback: false,
             }
         );
     }

@@ -42,7 +42,7 @@ async fn main() -> ExitCode {
                 Err(e) => fail(&e, 1),
             }
         }
-        Command::Serve { addr, data_dir, backend, create_resources, cors_origins } => {
+        Command::Serve { addr, data_dir, backend, create_resources, cors_origins, webhooks_to_loopback } => {
             shared::telemetry::init(shared::telemetry::default_format());
             for origin in cors_origins {
                 if let Err(e) = config.add_cors_origin(&origin) {
@@ -52,6 +52,7 @@ async fn main() -> ExitCode {
             config.data_dir = data_dir;
             config.backend = backend;
             config.create_resources = create_resources;
+            config.webhooks.allow_loopback = webhooks_to_loopback;
             match serve(&config, addr).await {
                 Ok(()) => ExitCode::SUCCESS,
                 Err(e) => fail(&e, 1),

@@ -419,6 +419,33 @@ async fn crash_points(target: &Target, points: &[&str], limit: Duration) {
         assert!(jobs.iter().all(|j| j["attempts"] == 1), "{point}: one attempt per job: {jobs:?}");
         assert_eq!(target.media_objects(&format!("clips/{id}/")).await, 3, "{point}: one media object per clip");
         assert_eq!(target.media_objects(&format!("previews/{id}/")).await, 1, "{point}: one composed preview");
+        // The events written with those changes: each once, none lost (SPEC §8.5).
+        let (_, events) =
+            server.call(&token, reqwest::Method::GET, &format!("/events/?story={id}&page_size=100"), Value::Null).await;
+        let events = events["results"].as_array().unwrap().clone();
+        let moves: Vec<&str> = events
+            .iter()
+            .filter(|e| e["type"] == "story.status_changed")
+            .map(|e| e["data"]["to"].as_str().unwrap())
+            .collect();
+        assert_eq!(moves, to, "{point}: one event per move");
+        assert_eq!(events.iter().filter(|e| e["type"] == "render.finished").count(), 1, "{point}");
+        for job in &jobs {
+            let steps: Vec<(&str, &str)> = events
+                .iter()
+                .filter(|e| e["type"] == "job.status_changed" && e["job"] == job["id"])
+                .map(|e| (e["data"]["from"].as_str().unwrap(), e["data"]["to"].as_str().unwrap()))
+                .collect();
+            let unique: std::collections::BTreeSet<_> = steps.iter().collect();
+            assert_eq!(unique.len(), steps.len(), "{point}: a job's step twice: {steps:?}");
+            assert_eq!(steps.last().map(|s| s.1), Some("succeeded"), "{point}: {steps:?}");
+        }
+        // The reservations settled (SPEC §8.7): nothing held, spent what the jobs cost.
+        let (_, usage) = server.call(&token, reqwest::Method::GET, "/usage/", Value::Null).await;
+        let (_, all_jobs) = server.call(&token, reqwest::Method::GET, "/jobs/?page_size=100", Value::Null).await;
+        let cost: f64 = all_jobs["results"].as_array().unwrap().iter().filter_map(|j| j["cost_usd"].as_f64()).sum();
+        assert_eq!(usage["reserved_usd"].as_f64(), Some(0.0), "{point}: {usage}");
+        assert!((usage["spent_usd"].as_f64().unwrap() - cost).abs() < 1e-6, "{point}: {usage} vs {cost}");
         eprintln!("{point}: PREVIEW_READY {:?} after the restart", restarted.elapsed());
     }
 }

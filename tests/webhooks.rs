@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use axum::http::{Method, StatusCode};
 use serde_json::{Value, json};
-use support::{API, TestApp, join_all, planned_story};
+use support::{API, Server, TestApp, cli_token, join_all, planned_story};
 
 /// The receiver process, stopped when dropped (its stdin closes).
 struct Receiver {
@@ -423,4 +423,72 @@ async fn the_webhooks_lambda_fans_out_on_its_stream_event_and_delivers_on_its_qu
     // The scheduled fan-out finds nothing new to add.
     let answer = webhooks::handle_event(&app.state.webhooks, read("dispatcher-schedule")).await;
     assert_eq!(answer, json!({"sent": 0}));
+}
+
+/// `aivideo serve` killed at `point` (AIVIDEO_CRASH_AT) while delivering one event, then
+/// restarted: what the receiver got, and the endpoint's log.
+async fn crash_while_delivering(point: &str) -> (Vec<Value>, Vec<Value>) {
+    let dir = tempfile::tempdir().unwrap();
+    let token = cli_token(dir.path(), "alice");
+    let receiver = Receiver::start();
+    let flags = ["--webhooks-to-loopback"];
+    let mut server = Server::start_with(dir.path(), &flags, &[("AIVIDEO_CRASH_AT", point)]);
+    let (status, created) = server
+        .call(&token, reqwest::Method::POST, "/webhooks/", json!({"url": format!("{}/crash", receiver.base)}))
+        .await;
+    assert_eq!(status, 201, "{created}");
+    receiver.configure("/crash", created["secret"].as_str().unwrap(), &[200], false).await;
+    let webhook = created["id"].as_str().unwrap().to_owned();
+    // One change, one event: the story's first move.
+    let (_, story) = server.call(&token, reqwest::Method::POST, "/stories/", lighthouse()).await;
+    let path = format!("/stories/{}/transition/", story["id"].as_str().unwrap());
+    let (status, moved) = server.call(&token, reqwest::Method::POST, &path, json!({"to": "PLANNING"})).await;
+    assert_eq!(status, 200, "{moved}");
+    let started = Instant::now();
+    while server.child.try_wait().unwrap().is_none() {
+        assert!(started.elapsed() < Duration::from_secs(30), "the server did not reach {point}");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+
+    let server = Server::start_with(dir.path(), &flags, &[]);
+    let log_path = format!("/webhooks/{webhook}/deliveries/");
+    let started = Instant::now();
+    loop {
+        let (_, log) = server.call(&token, reqwest::Method::GET, &log_path, Value::Null).await;
+        if !log["results"].as_array().unwrap().is_empty() {
+            break;
+        }
+        assert!(started.elapsed() < Duration::from_secs(30), "not delivered after the restart");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    // Anything a second, mistaken attempt would send comes within a few rounds.
+    tokio::time::sleep(Duration::from_millis(1000)).await;
+    let (_, log) = server.call(&token, reqwest::Method::GET, &log_path, Value::Null).await;
+    (receiver.log("/crash").await, log["results"].as_array().unwrap().clone())
+}
+
+#[tokio::test]
+async fn killed_after_adding_deliveries_the_restarted_server_delivers_each_event_once() {
+    let (received, log) = crash_while_delivering("webhook.fanned_out").await;
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!(received[0]["verified"], true);
+    assert_eq!(log.len(), 1, "{log:?}");
+}
+
+#[tokio::test]
+async fn killed_after_claiming_a_delivery_the_restarted_server_makes_it_at_once_and_once() {
+    let (received, log) = crash_while_delivering("webhook.claimed").await;
+    assert_eq!(received.len(), 1, "{received:?}");
+    assert_eq!((log.len(), log[0]["attempt"].as_u64(), log[0]["status_code"].as_u64()), (1, Some(1), Some(200)));
+}
+
+#[tokio::test]
+async fn killed_after_sending_before_recording_the_event_comes_again_with_the_same_webhook_id() {
+    // The receiver answered, the server died before writing it down: Standard Webhooks is
+    // at-least-once, and the webhook-id is what a receiver deduplicates on.
+    let (received, log) = crash_while_delivering("webhook.sent").await;
+    assert_eq!(received.len(), 2, "{received:?}");
+    assert_eq!(received[0]["webhook_id"], received[1]["webhook_id"]);
+    assert!(received.iter().all(|r| r["verified"] == true));
+    assert_eq!((log.len(), log[0]["status_code"].as_u64()), (1, Some(200)));
 }

@@ -251,7 +251,9 @@ impl WebhookService {
             events.into_iter().filter(|e| webhook.wants(e)).map(|e| WebhookDelivery::new(&webhook, e, now)).collect();
         let mut sent = 0;
         if !wanted.is_empty() {
-            for d in self.store.add_deliveries(wanted).await? {
+            let added = self.store.add_deliveries(wanted).await?;
+            crate::crash_point!("webhook.fanned_out");
+            for d in added {
                 // New now, or waiting so long that its message must have been lost.
                 if d.created_at == now || d.created_at < now - RESEND_AFTER {
                     self.queue.send(&d.key(), Duration::ZERO).await?;

@@ -80,7 +80,13 @@ impl EmbeddedQueue {
                 if claims > 0 {
                     tracing::info!(claims, "idempotency claims of the previous process released");
                 }
-                Ok((messages, leases))
+                // Webhook deliveries the dead process was attempting: due again now (the
+                // receiver may get one twice, with the same webhook-id, as Standard Webhooks allows).
+                let deliveries = super::webhooks::release_delivery_leases(txn, now)?;
+                if deliveries > 0 {
+                    tracing::info!(deliveries, "webhook deliveries of the previous process released");
+                }
+                Ok((messages, leases + deliveries))
             })
             .await?;
         let swept = self.sweep(Duration::ZERO).await?;

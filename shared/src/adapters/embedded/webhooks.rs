@@ -86,6 +86,29 @@ fn current_delivery(txn: &WriteTransaction, k: &DeliveryKey, expected_version: u
     Ok(stored)
 }
 
+/// At start-up: lets go of every delivery an attempt of the dead process held; how many.
+pub(super) fn release_delivery_leases(txn: &WriteTransaction, now: DateTime<Utc>) -> Result<usize> {
+    let held: Vec<WebhookDelivery> = {
+        let table = txn.open_table(WEBHOOK_DELIVERIES).map_err(internal)?;
+        let mut held = Vec::new();
+        for entry in table.iter().map_err(internal)? {
+            let (_, v) = entry.map_err(internal)?;
+            let d: WebhookDelivery = decode(v.value())?;
+            if d.state == DeliveryState::Pending && d.lease_until.is_some_and(|until| until > now) {
+                held.push(d);
+            }
+        }
+        held
+    };
+    for d in &held {
+        let mut free = d.clone();
+        free.lease_until = None;
+        free.version += 1;
+        put_delivery(txn, Some(d), &free)?;
+    }
+    Ok(held.len())
+}
+
 #[async_trait]
 impl WebhookStore for EmbeddedStore {
     async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<()> {
