@@ -230,6 +230,24 @@ async fn a_receiver_answering_500_then_200_gets_the_event_twice_with_the_same_we
 }
 
 #[tokio::test]
+async fn a_redirect_is_not_followed_and_counts_as_a_failed_attempt() {
+    let app = app_with(2000).await;
+    let receiver = Receiver::start();
+    let created = register(&app, "alice", &receiver, "/moved", json!({})).await;
+    let id = created["id"].as_str().unwrap();
+    receiver.configure("/moved", created["secret"].as_str().unwrap(), &[307, 200], false).await;
+    app.post(&format!("{API}/webhooks/{id}/ping/"), "alice", json!({})).await;
+    deliver_until(&app, "the retry after the redirect", || async { log_of(&app, "alice", id).await.len() >= 2 }).await;
+    let log = log_of(&app, "alice", id).await;
+    assert_eq!(
+        (log[1]["status_code"].as_u64(), log[1]["error"].as_str()),
+        (Some(307), Some("Redirects are not followed."))
+    );
+    assert_eq!((log[0]["status_code"].as_u64(), log[0]["error"].is_null()), (Some(200), true));
+    assert_eq!(receiver.log("/moved").await.len(), 2, "both attempts reached the receiver, nothing else did");
+}
+
+#[tokio::test]
 async fn a_receiver_that_never_answers_is_retried_on_the_schedule_and_disabled_after_20_failures() {
     let app = app_with(300).await;
     let receiver = Receiver::start();
