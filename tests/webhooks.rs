@@ -510,3 +510,45 @@ async fn killed_after_sending_before_recording_the_event_comes_again_with_the_sa
     assert!(received.iter().all(|r| r["verified"] == true));
     assert_eq!((log.len(), log[0]["status_code"].as_u64()), (1, Some(200)));
 }
+
+#[tokio::test]
+async fn the_delivery_log_is_forgotten_with_the_events_it_delivered_and_a_delivery_under_way_is_not_restarted() {
+    let app = app_with(2000).await;
+    let receiver = Receiver::start();
+    let created = register(&app, "alice", &receiver, "/old", json!({})).await;
+    let id = created["id"].as_str().unwrap();
+    receiver.configure("/old", created["secret"].as_str().unwrap(), &[200], false).await;
+    app.post(&format!("{API}/webhooks/{id}/ping/"), "alice", json!({})).await;
+    deliver_until(&app, "the ping", || async { !log_of(&app, "alice", id).await.is_empty() }).await;
+    if support::backend() == "embedded" {
+        // The sweep's horizon passes the log's entries: gone, as the events are.
+        let later = chrono::Utc::now() + chrono::Duration::days(1);
+        shared::ports::EventStore::forget_events_before(app.state.events.as_ref(), later).await.unwrap();
+        assert!(log_of(&app, "alice", id).await.is_empty());
+    }
+    // (On DynamoDB the items carry `expires_at` for the table's TTL, as the events do.)
+
+    // A delivery held by an attempt under way: redelivery waits (409), so the attempt can record.
+    let hanging = register(&app, "alice", &receiver, "/slow", json!({})).await;
+    let slow = hanging["id"].as_str().unwrap().to_owned();
+    receiver.configure("/slow", hanging["secret"].as_str().unwrap(), &[200], false).await;
+    app.post(&format!("{API}/webhooks/{slow}/ping/"), "alice", json!({})).await;
+    deliver_until(&app, "the first ping", || async { !log_of(&app, "alice", &slow).await.is_empty() }).await;
+    let entry = log_of(&app, "alice", &slow).await[0]["id"].as_str().unwrap().to_owned();
+    receiver.configure("/slow", hanging["secret"].as_str().unwrap(), &[200], true).await;
+    let again = app.post(&format!("{API}/webhooks/{slow}/deliveries/{entry}/redeliver/"), "alice", json!({})).await;
+    assert_eq!(again.status, StatusCode::ACCEPTED);
+    let webhooks = app.state.webhooks.clone();
+    let under_way = tokio::spawn(async move { webhooks.run_once().await });
+    let started = Instant::now();
+    while receiver.log("/slow").await.len() < 2 {
+        assert!(started.elapsed() < Duration::from_secs(20), "the redelivery was not attempted");
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let refused = app.post(&format!("{API}/webhooks/{slow}/deliveries/{entry}/redeliver/"), "alice", json!({})).await;
+    assert_eq!(refused.status, StatusCode::CONFLICT, "{}", refused.body);
+    under_way.await.unwrap().unwrap();
+    let log = log_of(&app, "alice", &slow).await;
+    assert_eq!(log.len(), 2, "the attempt under way recorded itself: {log:?}");
+    assert!(log[0]["error"].as_str().unwrap().contains("No answer"));
+}

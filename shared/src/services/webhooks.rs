@@ -174,7 +174,15 @@ impl WebhookService {
         let key = DeliveryKey { webhook: id.clone(), event: logged.event };
         for _ in 0..ATTEMPTS {
             let current = self.store.delivery(&key).await?;
-            let again = current.restarted(self.clock.now());
+            let now = self.clock.now();
+            if current.state == DeliveryState::Pending && current.lease_until.is_some_and(|held| held > now) {
+                // Restarting it now would make the attempt under way unable to record itself.
+                return Err(Error::Conflict {
+                    detail: "The delivery is being attempted; try again in a moment.".into(),
+                    current_status: None,
+                });
+            }
+            let again = current.restarted(now);
             match self.store.save_delivery(&again, current.version).await {
                 Ok(()) => {
                     self.queue.send(&key, Duration::ZERO).await?;

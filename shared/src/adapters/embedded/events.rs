@@ -112,6 +112,8 @@ impl crate::ports::EventStore for EmbeddedStore {
             for k in &old {
                 table.remove(k.as_str()).map_err(internal)?;
             }
+            // What was delivered of them goes with them: the webhooks' log and finished deliveries.
+            super::webhooks::forget_deliveries_before(txn, &horizon)?;
             Ok(old.len())
         })
         .await

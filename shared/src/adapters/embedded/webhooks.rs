@@ -109,6 +109,35 @@ pub(super) fn release_delivery_leases(txn: &WriteTransaction, now: DateTime<Utc>
     Ok(held.len())
 }
 
+/// Forgets log entries and finished deliveries whose ids (ULIDs of their time) sort before
+/// `horizon`, as the events they delivered are forgotten. Pending ones stay until they finish.
+pub(super) fn forget_deliveries_before(txn: &WriteTransaction, horizon: &str) -> Result<()> {
+    let old_id = |key: &str| key.rsplit('\0').next().is_some_and(|id| id.len() == 26 && id < horizon);
+    let mut log = txn.open_table(WEBHOOK_ATTEMPTS).map_err(internal)?;
+    let mut gone = Vec::new();
+    for entry in log.iter().map_err(internal)? {
+        let (k, _) = entry.map_err(internal)?;
+        if old_id(k.value()) {
+            gone.push(k.value().to_owned());
+        }
+    }
+    for k in &gone {
+        log.remove(k.as_str()).map_err(internal)?;
+    }
+    let mut deliveries = txn.open_table(WEBHOOK_DELIVERIES).map_err(internal)?;
+    let mut finished = Vec::new();
+    for entry in deliveries.iter().map_err(internal)? {
+        let (k, v) = entry.map_err(internal)?;
+        if old_id(k.value()) && decode::<WebhookDelivery>(v.value())?.state != DeliveryState::Pending {
+            finished.push(k.value().to_owned());
+        }
+    }
+    for k in &finished {
+        deliveries.remove(k.as_str()).map_err(internal)?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl WebhookStore for EmbeddedStore {
     async fn create_webhook(&self, webhook: &Webhook, max: usize) -> Result<()> {

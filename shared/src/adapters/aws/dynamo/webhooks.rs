@@ -28,10 +28,18 @@ fn webhook_item(webhook: &Webhook) -> Result<Item> {
     Ok(item)
 }
 
+/// When a delivery or a log entry made at `at` may go: with the events they deliver (the table's
+/// TTL removes them, as it does the events).
+fn expiry(at: DateTime<Utc>) -> AttributeValue {
+    let days = chrono::Duration::days(crate::domain::events::EVENT_RETENTION_DAYS);
+    AttributeValue::N((at + days).timestamp().to_string())
+}
+
 fn delivery_item(delivery: &WebhookDelivery) -> Result<Item> {
     let mut item = to_item(delivery)?;
     item.insert("PK".into(), s(webhook_pk(&delivery.webhook)));
     item.insert("SK".into(), s(format!("DELIVERY#{}", delivery.event.id)));
+    item.insert("expires_at".into(), expiry(delivery.created_at));
     Ok(item)
 }
 
@@ -43,6 +51,7 @@ fn attempt_item(attempt: &DeliveryAttempt) -> Result<Item> {
     let mut item = to_item(attempt)?;
     item.insert("PK".into(), s(webhook_pk(&attempt.webhook)));
     item.insert("SK".into(), s(format!("ATTEMPT#{}", attempt.id)));
+    item.insert("expires_at".into(), expiry(attempt.created_at));
     Ok(item)
 }
 
