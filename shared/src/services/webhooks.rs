@@ -74,8 +74,8 @@ pub struct WebhookService {
     settings: WebhookSettings,
 }
 
-/// A delivery waiting for its first attempt this long is taken to have lost its message (a crash
-/// between adding it and sending it) and is sent again by the next fan-out.
+/// A delivery of a late event (before the cursor) waiting for its first attempt this long is taken
+/// to have lost its message and is sent again by the next fan-out that reads it back.
 const RESEND_AFTER: chrono::TimeDelta = chrono::TimeDelta::seconds(10);
 /// Times a write that lost a race is tried again.
 const ATTEMPTS: usize = 8;
@@ -262,8 +262,13 @@ impl WebhookService {
             let added = self.store.add_deliveries(wanted).await?;
             crate::crash_point!("webhook.fanned_out");
             for d in added {
-                // New now, or waiting so long that its message must have been lost.
-                if d.created_at == now || d.created_at < now - RESEND_AFTER {
+                // Sent unless a fan-out already did: the cursor moves only after the sends, so
+                // one waiting past the cursor was added by a fan-out that died before sending (or
+                // is sending beside this one: a second message is harmless, a claim has one
+                // winner). One before the cursor (a late event read back over the reorder window)
+                // is sent again only once it has waited long enough for its message to be lost.
+                let past_cursor = webhook.cursor.as_ref().is_none_or(|c| &d.event.id > c);
+                if d.created_at == now || past_cursor || d.created_at < now - RESEND_AFTER {
                     self.queue.send(&d.key(), Duration::ZERO).await?;
                     sent += 1;
                 }
