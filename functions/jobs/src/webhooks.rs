@@ -7,8 +7,9 @@ use axum::response::{IntoResponse, Response};
 use shared::domain::ids::WebhookId;
 use shared::http::error::ApiResult;
 use shared::http::json::JsonObject;
+use shared::http::webhooks::read_webhook_fields;
 use shared::http::{AppState, Caller, Listing, QueryParams, views};
-use shared::services::{WebhookDraft, read_webhook_fields};
+use shared::services::WebhookDraft;
 use shared::{Error, FieldErrors};
 
 fn webhook_id(raw: &str) -> Result<WebhookId, Error> {

@@ -8,8 +8,32 @@ use std::time::{Duration, Instant};
 use async_trait::async_trait;
 
 use crate::adapters::public_address::{Refusal, resolve_public};
-use crate::domain::webhooks::{AttemptResult, DELIVERY_TIMEOUT, check_url_form, excerpt};
+use crate::domain::webhooks::{AttemptResult, DELIVERY_TIMEOUT, MAX_URL_LENGTH, excerpt};
 use crate::ports::WebhookSender;
+
+/// Checks a webhook URL's form (its addresses are checked by `vet`): absolute, `https` (or
+/// `http` when `allow_http` — loopback test receivers), a host, no credentials, not too long.
+fn check_url_form(raw: &str, allow_http: bool) -> Result<reqwest::Url, String> {
+    if raw.len() > MAX_URL_LENGTH {
+        return Err(format!("Ensure this field has no more than {MAX_URL_LENGTH} characters."));
+    }
+    let url = reqwest::Url::parse(raw).map_err(|_| "Enter a valid URL.".to_owned())?;
+    match url.scheme() {
+        "https" => {}
+        "http" if allow_http => {}
+        _ => return Err("Only https URLs are allowed.".into()),
+    }
+    if url.host_str().is_none_or(str::is_empty) {
+        return Err("Enter a valid URL.".into());
+    }
+    if !url.username().is_empty() || url.password().is_some() {
+        return Err("URLs with credentials are not allowed.".into());
+    }
+    if url.fragment().is_some() {
+        return Err("URLs with a fragment are not allowed.".into());
+    }
+    Ok(url)
+}
 
 /// Sends deliveries with reqwest (rustls).
 #[derive(Debug, Clone)]
@@ -110,5 +134,21 @@ impl WebhookSender for HttpWebhookSender {
             response_excerpt: excerpt(&String::from_utf8_lossy(&text)),
             error,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn urls_must_be_https_with_a_host_and_no_credentials() {
+        assert!(check_url_form("https://example.com/h?x=1", false).is_ok());
+        for bad in
+            ["http://example.com/", "ftp://x/", "https://u:p@example.com/", "not a url", "https://", "https://e.com/#f"]
+        {
+            assert!(check_url_form(bad, false).is_err(), "{bad}");
+        }
+        assert!(check_url_form("http://127.0.0.1:9/", true).is_ok());
     }
 }

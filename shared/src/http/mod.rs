@@ -15,6 +15,7 @@ pub mod openapi;
 pub mod pagination;
 pub mod routing;
 pub mod views;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Instant;

@@ -16,6 +16,6 @@ pub use providers::{ProviderEdit, ProviderService};
 pub use renders::{fail_render, failure_reason};
 pub use stories::StoryService;
 pub use sweep::{SweepReport, Sweeper};
-pub use webhooks::{WebhookDraft, WebhookPatch, WebhookService, WebhookSettings, read_webhook_fields};
+pub use webhooks::{WebhookDraft, WebhookPatch, WebhookService, WebhookSettings};
 #[cfg(feature = "render")]
 pub use worker::{Worker, WorkerSettings};

@@ -160,14 +160,8 @@ impl SqsWebhookQueue {
             .map(String::as_str)
     }
 
-    /// The message a Lambda invocation received, as a queued delivery (`None`: not one of ours).
-    pub fn from_message(
-        &self,
-        message_id: &str,
-        receipt_handle: &str,
-        body: &str,
-        receive_count: u32,
-    ) -> Option<crate::ports::QueuedDelivery> {
+    /// A received message as a queued delivery (`None`: not one of ours).
+    fn queued(message_id: &str, receipt_handle: &str, body: &str) -> Option<crate::ports::QueuedDelivery> {
         let key = serde_json::from_str(body).ok()?;
         Some(crate::ports::QueuedDelivery {
             key,
@@ -175,7 +169,7 @@ impl SqsWebhookQueue {
                 message_id: message_id.to_owned(),
                 receipt: receipt_handle.to_owned(),
                 body: body.to_owned(),
-                receive_count,
+                receive_count: 1,
             }),
         })
     }
@@ -214,7 +208,7 @@ impl crate::ports::WebhookQueue for SqsWebhookQueue {
                 message.receipt_handle().unwrap_or_default(),
                 message.body().unwrap_or_default(),
             );
-            match self.from_message(id, receipt, body, 1) {
+            match Self::queued(id, receipt, body) {
                 Some(queued) => batch.push(queued),
                 None => {
                     tracing::warn!(body, "a webhook message that names no delivery: deleted");
